@@ -1,0 +1,24 @@
+import chalk from 'chalk'
+
+/** A plain aligned table; colour only where the terminal takes it (chalk decides). */
+export function table(headers: string[], rows: string[][]): string {
+  const visible = (text: string) => text.replace(/\u001b\[[0-9;]*m/g, '')
+  const widths = headers.map((header, column) => Math.max(header.length, ...rows.map((row) => visible(row[column] ?? '').length)))
+  const line = (cells: string[]) => cells.map((cell, column) => cell + ' '.repeat(widths[column] - visible(cell).length)).join('  ').trimEnd()
+  return [chalk.bold(line(headers)), ...rows.map(line)].join('\n')
+}
+
+export function verdictColour(verdict: string): string {
+  switch (verdict) {
+    case 'intact':
+    case 'found':
+    case 'created':
+    case 'recorded':
+      return chalk.green(verdict)
+    case 'tampered':
+    case 'failed':
+      return chalk.red(verdict)
+    default:
+      return chalk.yellow(verdict)
+  }
+}

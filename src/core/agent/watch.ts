@@ -1,0 +1,224 @@
+import {unlinkSync} from 'node:fs'
+import {basename, dirname, join} from 'node:path'
+import {performance} from 'node:perf_hooks'
+
+import type {AgentOptions} from '../config/agent-options.js'
+import {CometError} from '../errors/index.js'
+import {writeFileAtomic} from '../files/atomic-write.js'
+import {DirectoryWatcher} from '../detect/directory-watcher.js'
+import type {Fencing} from '../fence/fencer.js'
+import type {SentinelSpec, Topology} from '../topology/topology.js'
+import {checkAllSentinels, refineRenames, toTripped} from './check-sentinels.js'
+import {AgentSession} from './session.js'
+
+export type LogLevel = 'info' | 'warn' | 'error'
+export type Logger = (level: LogLevel, message: string) => void
+
+/** What the agent tells its metrics, if any are attached (comet watch --metrics-listen). */
+export interface WatchObserver {
+  onCheck?(counts: {intact: number; tampered: number; total: number}): void
+  onDetection?(latencySeconds: number, procedure: string): void
+  onReport?(delivered: boolean, spoolDepth: number): void
+}
+
+export interface WatchRequest {
+  /** A full re-verify (and heartbeat) this often. */
+  intervalMs: number
+  log: Logger
+  observer?: WatchObserver
+}
+
+const RETRY_MIN_MS = 1000
+const RETRY_MAX_MS = 30_000
+const DRAIN_ON_STOP_MS = 5000
+
+/**
+ * `comet watch`: a full verify first, then inotify on the sentinels' directories, a full re-verify every
+ * interval, and the spool retried until the store has every report.
+ */
+export class WatchAgent {
+  private topology!: Topology
+  private byPath = new Map<string, SentinelSpec>()
+  private byDirectory = new Map<string, SentinelSpec[]>()
+  private readonly watcher: DirectoryWatcher
+  private interval?: NodeJS.Timeout
+  private retry?: NodeJS.Timeout
+  private retryDelay = RETRY_MIN_MS
+  private offlineDetail?: string
+  private stopped = false
+  private stopping?: Promise<void>
+  private resolveDone!: () => void
+  readonly done = new Promise<void>((resolve) => (this.resolveDone = resolve))
+
+  private constructor(
+    private readonly session: AgentSession,
+    private readonly request: WatchRequest,
+  ) {
+    this.watcher = new DirectoryWatcher({
+      onEntry: (directory, name) => this.onDirectoryEvent(directory, name),
+      onLost: (directory, error) => {
+        this.request.log('warn', `lost the watch on ${directory}${error ? ` (${error.message})` : ''}; checking its sentinels`)
+        this.checkDirectory(directory)
+      },
+    })
+  }
+
+  static async start(options: AgentOptions, request: WatchRequest): Promise<WatchAgent> {
+    const session = await AgentSession.open(options)
+    const agent = new WatchAgent(session, request)
+    try {
+      await agent.begin()
+    } catch (error) {
+      await agent.stop()
+      throw error
+    }
+    return agent
+  }
+
+  get watchedDirectories(): string[] {
+    return this.watcher.watched
+  }
+
+  private async begin(): Promise<void> {
+    const loaded = await this.session.loadTopology()
+    this.offlineDetail = loaded.detail
+    if (loaded.detail) this.request.log('warn', loaded.detail)
+    this.useTopology(loaded.topology)
+    writeFileAtomic(this.session.paths.pidFile, `${process.pid}\n`)
+    await this.fullCheck('initial')
+    this.interval = setInterval(() => void this.periodic(), this.request.intervalMs)
+    this.request.log('info', `watching ${this.byPath.size} sentinel(s) in ${this.watcher.watched.length} director${this.watcher.watched.length === 1 ? 'y' : 'ies'} for node ${this.session.node} (${this.session.store.description}), re-verify every ${this.request.intervalMs / 1000} s`)
+  }
+
+  private useTopology(topology: Topology): void {
+    this.topology = topology
+    this.byPath = new Map(topology.sentinels.map((sentinel) => [sentinel.path, sentinel]))
+    this.byDirectory = new Map()
+    for (const sentinel of topology.sentinels) {
+      const directory = dirname(sentinel.path)
+      this.byDirectory.set(directory, [...(this.byDirectory.get(directory) ?? []), sentinel])
+    }
+    this.session.runner.prepare(topology.procedures)
+    this.watcher.retain(new Set(this.byDirectory.keys()))
+    for (const {directory, error} of this.watcher.watch(this.byDirectory.keys())) this.request.log('warn', `cannot watch ${directory}: ${error}; its sentinels are checked every interval`)
+  }
+
+  /**
+   * The hot path, from an inotify event to a running procedure. Nothing before the procedure starts waits on
+   * the store, the network or a log line.
+   */
+  private onDirectoryEvent(directory: string, name: string): void {
+    const detectedAt = performance.now()
+    // 1. detect: an event names a file in a watched directory.
+    const sentinel = this.byPath.get(join(directory, name))
+    if (!sentinel) {
+      if (name === basename(directory)) this.checkDirectory(directory)
+      return
+    }
+    // 2. sentinel: re-check that one file against its record: content, existence, identity.
+    const finding = this.session.inspect(sentinel)
+    if (finding.verdict !== 'tampered' || this.session.latch.hasTripped(sentinel.path, finding.reason)) return
+    // 3 and 4. fence: the latch lets each procedure run once; the runner starts it from the local cache.
+    const fencing = this.session.fencer.trip([toTripped(finding, sentinel.procedure)], 'watch')
+    const latency = (performance.now() - detectedAt) / 1000
+    // 5. Only then: log, record, report.
+    setImmediate(() => this.afterTrip(fencing, latency))
+  }
+
+  private afterTrip(fencing: Fencing, latencySeconds: number): void {
+    const {incident} = fencing
+    refineRenames(this.session, incident)
+    for (const run of incident.procedures) {
+      if (!run.skipped && !run.error) this.request.observer?.onDetection?.(latencySeconds, run.name)
+      const what = run.skipped ? `not run (${run.skipped})` : run.error ? `could not start: ${run.error}` : `started (pid ${run.pid ?? '?'})`
+      this.request.log(run.error ? 'error' : 'warn', `incident ${incident.id}: ${incident.sentinels.map((s) => `${s.path} ${s.reason}`).join(', ')}; procedure ${run.name} ${what}`)
+    }
+    void this.report(this.session.incidentReport(incident))
+    void fencing.finished.then((ended) => {
+      for (const run of ended.procedures.filter((run) => !run.skipped))
+        this.request.log(run.exitCode === 0 ? 'info' : 'error', `incident ${ended.id}: procedure ${run.name} ended${run.timedOut ? ' after its timeout' : ''} with exit code ${run.exitCode ?? '?'}`)
+      return this.report(this.session.incidentReport(ended))
+    })
+  }
+
+  private checkDirectory(directory: string): void {
+    for (const sentinel of this.byDirectory.get(directory) ?? []) this.onDirectoryEvent(directory, basename(sentinel.path))
+  }
+
+  private async fullCheck(why: string): Promise<void> {
+    const outcome = checkAllSentinels(this.session, this.topology, 'watch')
+    if (outcome.fencing) this.afterTrip(outcome.fencing, 0)
+    this.request.observer?.onCheck?.(outcome.counts)
+    if (why !== 'periodic' || outcome.counts.tampered > 0) this.request.log(outcome.counts.tampered > 0 ? 'warn' : 'info', `${why} check: ${outcome.counts.intact}/${outcome.counts.total} intact, ${outcome.counts.tampered} tampered`)
+    await this.report(this.session.checkReport(outcome.findings, 'watch', this.offlineDetail))
+  }
+
+  private async periodic(): Promise<void> {
+    try {
+      const loaded = await this.session.loadTopology()
+      if (loaded.detail !== this.offlineDetail) this.request.log(loaded.detail ? 'warn' : 'info', loaded.detail ?? 'store reachable again')
+      this.offlineDetail = loaded.detail
+      if (JSON.stringify(loaded.topology) !== JSON.stringify(this.topology)) this.useTopology(loaded.topology)
+      else this.watcher.watch(this.byDirectory.keys())
+    } catch (error) {
+      // Bad data in the store must not blind the agent: it keeps its last known-good topology.
+      this.offlineDetail = `cannot refresh the topology (${error instanceof CometError ? error.message : String(error)}); watching the last known-good one`
+      this.request.log('error', this.offlineDetail)
+    }
+    await this.fullCheck('periodic')
+  }
+
+  /** After `comet reset` (SIGHUP): the latch was cleared and the sentinels may have been planted anew. */
+  async reload(): Promise<void> {
+    this.session.latch.reload()
+    this.request.log('info', 'reloading after SIGHUP: latch and topology re-read')
+    await this.periodic()
+  }
+
+  private async report(report: Parameters<AgentSession['reporter']['submit']>[0]): Promise<void> {
+    if (this.stopped) {
+      this.session.spool.add(report)
+      return
+    }
+    const result = await this.session.reporter.submit(report)
+    this.request.observer?.onReport?.(result.error === undefined, result.pending)
+    if (result.error !== undefined) this.scheduleRetry(result.error)
+    else this.retryDelay = RETRY_MIN_MS
+  }
+
+  private scheduleRetry(error: string): void {
+    if (this.retry || this.stopped) return
+    this.request.log('warn', `report not delivered (${error}); ${this.session.spool.depth} report(s) spooled, retrying in ${this.retryDelay / 1000} s`)
+    this.retry = setTimeout(async () => {
+      this.retry = undefined
+      this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MAX_MS)
+      const result = await this.session.reporter.flush()
+      this.request.observer?.onReport?.(result.error === undefined, result.pending)
+      if (result.error !== undefined) this.scheduleRetry(result.error)
+      else {
+        this.retryDelay = RETRY_MIN_MS
+        this.request.log('info', `spool delivered: ${result.delivered} report(s)`)
+      }
+    }, this.retryDelay)
+  }
+
+  /** SIGTERM / SIGINT: stop watching, give running procedures a moment to report their end, flush, exit clean. */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutDown()
+    return this.stopping
+  }
+
+  private async shutDown(): Promise<void> {
+    this.watcher.close()
+    clearInterval(this.interval)
+    clearTimeout(this.retry)
+    await this.session.runner.drain(DRAIN_ON_STOP_MS)
+    await this.session.reporter.flush()
+    this.stopped = true
+    try {
+      unlinkSync(this.session.paths.pidFile)
+    } catch {}
+    await this.session.close()
+    this.resolveDone()
+  }
+}

@@ -1,0 +1,199 @@
+import {spawn, type ChildProcess} from 'node:child_process'
+import {randomBytes} from 'node:crypto'
+import {closeSync, openSync, readFileSync, unlinkSync} from 'node:fs'
+import {join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {constants as osConstants} from 'node:os'
+
+import {killProcessTree} from './process-tree.js'
+import type {ProcedureEnvironment, ProcedureRun} from './procedure-run.js'
+
+const LAUNCHER = fileURLToPath(new URL('../../../../libexec/comet-launcher.sh', import.meta.url))
+const OUTPUT_LIMIT = 16 * 1024
+
+export interface RunnerOptions {
+  /** Where each run's output is captured (owner-only). */
+  outputDirectory: string
+  /** A hung procedure is killed after this long. */
+  timeoutMs: number
+  /** Variables for every procedure (COMET_NODE). */
+  baseEnvironment: Record<string, string>
+}
+
+export interface StartedProcedure {
+  run: ProcedureRun
+  /** Resolves when the procedure has ended or was killed; never rejects. */
+  finished: Promise<ProcedureRun>
+}
+
+interface Pending {
+  run: ProcedureRun
+  output: string
+  timer?: NodeJS.Timeout
+  resolve: (run: ProcedureRun) => void
+}
+
+/**
+ * Starts fencing procedures with /bin/sh -c. Requests go to a small launcher shell started in advance
+ * (see libexec/comet-launcher.sh); if it is not there, the runner spawns directly, which is slower but
+ * never fails for want of the launcher.
+ */
+export class ProcedureRunner {
+  private launcher?: ChildProcess
+  private readonly cached = new Map<string, {index: number; text: string}>()
+  private readonly pending = new Map<string, Pending>()
+  private buffered = ''
+  private prepared = false
+
+  constructor(private readonly options: RunnerOptions) {}
+
+  /** Starts the launcher and hands it the procedures, so that nothing is left to do when a sentinel trips. */
+  prepare(procedures: Record<string, string>): void {
+    this.prepared = true
+    if (!this.launcher) this.startLauncher()
+    for (const [name, text] of Object.entries(procedures)) this.cache(name, text)
+  }
+
+  start(name: string, text: string, environment: ProcedureEnvironment): StartedProcedure {
+    const runId = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`
+    const output = join(this.options.outputDirectory, `${runId}.out`)
+    const run: ProcedureRun = {name, runId, startedAt: new Date().toISOString()}
+    let resolve!: (run: ProcedureRun) => void
+    const finished = new Promise<ProcedureRun>((done) => (resolve = done))
+    const pending: Pending = {run, output, resolve}
+    this.pending.set(runId, pending)
+    const env = {...this.options.baseEnvironment, ...environment}
+    if (!this.sendToLauncher(name, text, runId, output, env)) {
+      this.spawnDirectly(pending, text, env)
+      if (this.prepared && !this.launcher) this.startLauncher()
+    }
+    pending.timer = setTimeout(() => this.timeOut(runId), this.options.timeoutMs)
+    pending.timer.unref()
+    return {run, finished}
+  }
+
+  /** Runs still going; the agent waits for them (bounded) before it exits, so their end is recorded. */
+  get running(): number {
+    return this.pending.size
+  }
+
+  async drain(maxWaitMs: number): Promise<void> {
+    const deadline = Date.now() + maxWaitMs
+    while (this.pending.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  }
+
+  close(): void {
+    this.prepared = false
+    this.launcher?.stdin?.end()
+    this.launcher = undefined
+  }
+
+  private startLauncher(): void {
+    const child = spawn('/bin/sh', [LAUNCHER], {stdio: ['pipe', 'pipe', 'inherit'], env: {PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.options.baseEnvironment}})
+    child.stdout!.setEncoding('utf8')
+    child.stdout!.on('data', (chunk: string) => this.onLauncherOutput(chunk))
+    child.stdin!.on('error', () => this.onLauncherGone(child))
+    child.on('exit', () => this.onLauncherGone(child))
+    child.unref()
+    ;(child.stdout as unknown as {unref?: () => void}).unref?.()
+    ;(child.stdin as unknown as {unref?: () => void}).unref?.()
+    this.launcher = child
+    this.cached.clear()
+  }
+
+  private onLauncherGone(child: ChildProcess): void {
+    if (this.launcher !== child) return
+    this.launcher = undefined
+    this.cached.clear()
+  }
+
+  private cache(name: string, text: string): {index: number; text: string} | undefined {
+    const known = this.cached.get(name)
+    if (known && known.text === text) return known
+    if (!this.launcher?.stdin?.writable) return undefined
+    const index = this.cached.size
+    const lines = text.split('\n')
+    this.launcher.stdin.write(`P\n${index}\n${lines.length}\n${lines.join('\n')}\n`)
+    const entry = {index, text}
+    this.cached.set(name, entry)
+    return entry
+  }
+
+  private sendToLauncher(name: string, text: string, runId: string, output: string, env: Record<string, string>): boolean {
+    const entry = this.cache(name, text)
+    if (!entry || !this.launcher?.stdin?.writable) return false
+    const assignments = Object.entries(env).map(([key, value]) => `${key}=${value}`)
+    if (assignments.some((line) => line.includes('\n')) || output.includes('\n')) return false
+    this.launcher.stdin.write(`R\n${entry.index}\n${runId}\n${output}\n${assignments.length}\n${assignments.join('\n')}\n`)
+    return true
+  }
+
+  private spawnDirectly(pending: Pending, text: string, env: Record<string, string>): void {
+    let fd: number | undefined
+    try {
+      fd = openSync(pending.output, 'w', 0o600)
+      const child = spawn('/bin/sh', ['-c', text], {stdio: ['ignore', fd, fd], env: {PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env}, detached: true})
+      pending.run.pid = child.pid
+      child.on('error', (error) => this.finish(pending.run.runId, {error: error.message}))
+      child.on('exit', (code, signal) => this.finish(pending.run.runId, {status: code ?? 128 + (signal ? osConstants.signals[signal] : 0)}))
+    } catch (error) {
+      queueMicrotask(() => this.finish(pending.run.runId, {error: (error as Error).message}))
+    } finally {
+      if (fd !== undefined) closeSync(fd)
+    }
+  }
+
+  private onLauncherOutput(chunk: string): void {
+    this.buffered += chunk
+    let newline: number
+    while ((newline = this.buffered.indexOf('\n')) >= 0) {
+      const [verb, runId, value] = this.buffered.slice(0, newline).split(' ')
+      this.buffered = this.buffered.slice(newline + 1)
+      const pending = this.pending.get(runId)
+      if (!pending) continue
+      if (verb === 'S') pending.run.pid = Number(value)
+      if (verb === 'E') this.finish(runId, {status: Number(value)})
+    }
+  }
+
+  private timeOut(runId: string): void {
+    const pending = this.pending.get(runId)
+    if (!pending) return
+    pending.run.timedOut = true
+    if (pending.run.pid) killProcessTree(pending.run.pid)
+    // The launcher reports the kill as an exit; this covers a procedure whose end can no longer be observed.
+    setTimeout(() => this.finish(runId, {status: 128 + osConstants.signals.SIGKILL}), 2000).unref()
+  }
+
+  private finish(runId: string, outcome: {status?: number; error?: string}): void {
+    const pending = this.pending.get(runId)
+    if (!pending) return
+    this.pending.delete(runId)
+    if (pending.timer) clearTimeout(pending.timer)
+    const run = pending.run
+    run.endedAt = new Date().toISOString()
+    if (outcome.error !== undefined) run.error = outcome.error
+    if (outcome.status !== undefined) {
+      if (outcome.status > 128) {
+        run.signal = signalName(outcome.status - 128)
+        run.exitCode = outcome.status
+      } else run.exitCode = outcome.status
+    }
+    run.output = readTail(pending.output)
+    pending.resolve(run)
+  }
+}
+
+function readTail(file: string): string | undefined {
+  try {
+    const content = readFileSync(file)
+    unlinkSync(file)
+    return content.length > OUTPUT_LIMIT ? '…' + content.subarray(content.length - OUTPUT_LIMIT).toString('utf8') : content.toString('utf8')
+  } catch {
+    return undefined
+  }
+}
+
+function signalName(number: number): string | undefined {
+  return Object.entries(osConstants.signals).find(([, value]) => value === number)?.[0]
+}

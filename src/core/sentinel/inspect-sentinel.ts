@@ -1,0 +1,56 @@
+import {existsSync} from 'node:fs'
+import {dirname} from 'node:path'
+
+import type {SentinelSpec} from '../topology/topology.js'
+import {readSentinel, type FileIdentity, type SentinelReading} from './read-sentinel.js'
+
+/** Why a sentinel trips. The procedure sees it as COMET_REASON. */
+export type TamperReason = 'modified' | 'deleted' | 'renamed' | 'replaced' | 'directory-removed'
+
+export type Finding =
+  | {path: string; verdict: 'intact'; checksum: string; identity: FileIdentity; warnings: string[]}
+  | {path: string; verdict: 'tampered'; reason: TamperReason; detail: string; warnings: string[]}
+  /** No checksum has been recorded yet: `comet init` has not run for it. */
+  | {path: string; verdict: 'unrecorded'; warnings: string[]}
+  /** The agent could not read the file, so it cannot say either way. */
+  | {path: string; verdict: 'unverifiable'; detail: string; warnings: string[]}
+
+/**
+ * Compares a sentinel on disk with its record: content (checksum), existence and identity (dev/ino from the
+ * local baseline) fence; mode, owner and mtime changes alone are only warnings, since chmod -R, chown -R and
+ * touch are what administrators do every day.
+ */
+export function inspectSentinel(spec: SentinelSpec, baseline?: FileIdentity): Finding {
+  return judge(spec, baseline, readSentinel(spec.path))
+}
+
+export function judge(spec: SentinelSpec, baseline: FileIdentity | undefined, reading: SentinelReading): Finding {
+  const path = spec.path
+  switch (reading.kind) {
+    case 'missing':
+      return existsSync(dirname(path))
+        ? {path, verdict: 'tampered', reason: 'deleted', detail: 'the file is gone', warnings: []}
+        : {path, verdict: 'tampered', reason: 'directory-removed', detail: `its directory ${dirname(path)} is gone`, warnings: []}
+    case 'symlink':
+      return {path, verdict: 'tampered', reason: 'replaced', detail: 'replaced by a symbolic link', warnings: []}
+    case 'not-a-file':
+      return {path, verdict: 'tampered', reason: 'replaced', detail: 'replaced by something that is not a regular file', warnings: []}
+    case 'unreadable':
+      return {path, verdict: 'unverifiable', detail: `cannot read it: ${reading.error}`, warnings: []}
+  }
+  if (spec.checksum === '') return {path, verdict: 'unrecorded', warnings: []}
+  const {identity} = reading
+  if (baseline && (baseline.dev !== identity.dev || baseline.ino !== identity.ino))
+    return {path, verdict: 'tampered', reason: 'replaced', detail: `another file now stands at this path (inode ${baseline.ino} -> ${identity.ino})`, warnings: []}
+  if (reading.checksum !== spec.checksum)
+    return {path, verdict: 'tampered', reason: 'modified', detail: `content changed (size ${baseline?.size ?? '?'} -> ${identity.size})`, warnings: []}
+  return {path, verdict: 'intact', checksum: reading.checksum, identity, warnings: baseline ? metadataWarnings(baseline, identity) : []}
+}
+
+function metadataWarnings(before: FileIdentity, now: FileIdentity): string[] {
+  const warnings: string[] = []
+  if (before.mode !== now.mode) warnings.push(`mode changed ${before.mode.toString(8)} -> ${now.mode.toString(8)}`)
+  if (before.uid !== now.uid || before.gid !== now.gid) warnings.push(`owner changed ${before.uid}:${before.gid} -> ${now.uid}:${now.gid}`)
+  if (before.mtimeMs !== now.mtimeMs) warnings.push(`mtime changed ${new Date(before.mtimeMs).toISOString()} -> ${new Date(now.mtimeMs).toISOString()}`)
+  return warnings
+}

@@ -1,0 +1,66 @@
+import {StoreDataError} from '../errors/index.js'
+import {sentinelPathProblem} from '../sentinel/sentinel-path.js'
+import {isValidName} from '../store/store-path.js'
+import {CHECKSUM_PATTERN, type SentinelMode, type SentinelSpec} from './topology.js'
+
+/**
+ * The seed's `comets/<node>` document: keys `<node>:already_present:<path>` and `<node>:create:<path>` map to a
+ * checksum (empty until recorded), `<node>:fencing_procedure:<path>` to a procedure name.
+ */
+export type CometsDocument = Record<string, string>
+
+const MODES: readonly SentinelMode[] = ['create', 'already_present']
+
+export function sentinelKey(node: string, mode: SentinelMode, path: string): string {
+  return `${node}:${mode}:${path}`
+}
+
+export function procedureKey(node: string, path: string): string {
+  return `${node}:fencing_procedure:${path}`
+}
+
+/** Reads a `comets/<node>` document; anything that breaks the layout is refused with the key that breaks it. */
+export function parseCometsDocument(node: string, storeKey: string, data: Record<string, unknown>): SentinelSpec[] {
+  const sentinels = new Map<string, SentinelSpec>()
+  const procedures = new Map<string, string>()
+  for (const [key, value] of Object.entries(data)) {
+    const where = `${storeKey} key ${JSON.stringify(key)}`
+    const first = key.indexOf(':')
+    const second = key.indexOf(':', first + 1)
+    if (first < 0 || second < 0) throw new StoreDataError(where, 'is not of the form <node>:<mode>:<path>')
+    const keyNode = key.slice(0, first)
+    const kind = key.slice(first + 1, second)
+    const path = key.slice(second + 1)
+    if (keyNode !== node) throw new StoreDataError(where, `belongs to node ${JSON.stringify(keyNode)}, not ${JSON.stringify(node)}`)
+    const pathProblem = sentinelPathProblem(path)
+    if (pathProblem) throw new StoreDataError(where, `the path ${pathProblem}`)
+    if (typeof value !== 'string') throw new StoreDataError(where, `the value must be a string, not ${typeof value}`)
+    if (kind === 'fencing_procedure') {
+      if (!isValidName(value)) throw new StoreDataError(where, `${JSON.stringify(value)} is not a valid procedure name`)
+      procedures.set(path, value)
+    } else if ((MODES as readonly string[]).includes(kind)) {
+      if (value !== '' && !CHECKSUM_PATTERN.test(value)) throw new StoreDataError(where, 'the checksum must be empty or 64 lowercase hex digits (sha256)')
+      if (sentinels.has(path)) throw new StoreDataError(where, `the path is listed both as create and as already_present`)
+      sentinels.set(path, {path, mode: kind as SentinelMode, checksum: value, procedure: ''})
+    } else {
+      throw new StoreDataError(where, `unknown kind ${JSON.stringify(kind)} (expected create, already_present or fencing_procedure)`)
+    }
+  }
+  for (const [path, procedure] of procedures) {
+    const sentinel = sentinels.get(path)
+    if (!sentinel) throw new StoreDataError(`${storeKey} key ${JSON.stringify(procedureKey(node, path))}`, 'names a fencing procedure for a path that is not a sentinel')
+    sentinel.procedure = procedure
+  }
+  for (const sentinel of sentinels.values())
+    if (sentinel.procedure === '') throw new StoreDataError(`${storeKey} key ${JSON.stringify(sentinelKey(node, sentinel.mode, sentinel.path))}`, `has no ${procedureKey(node, sentinel.path)}`)
+  return [...sentinels.values()].sort((a, b) => a.path.localeCompare(b.path))
+}
+
+export function toCometsDocument(node: string, sentinels: readonly SentinelSpec[]): CometsDocument {
+  const document: CometsDocument = {}
+  for (const sentinel of sentinels) {
+    document[sentinelKey(node, sentinel.mode, sentinel.path)] = sentinel.checksum
+    document[procedureKey(node, sentinel.path)] = sentinel.procedure
+  }
+  return document
+}

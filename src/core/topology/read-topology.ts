@@ -1,0 +1,31 @@
+import {CometError, StoreDataError} from '../errors/index.js'
+import {StorePaths, type KvStore} from '../store/store.js'
+import {parseCometsDocument} from './comets-document.js'
+import {decodeProcedure} from './fencing-document.js'
+import type {Topology} from './topology.js'
+
+export interface TopologyRead {
+  topology: Topology
+  /** The version of `comets/<node>`, for check-and-set when checksums are recorded. */
+  version: number
+}
+
+/** Reads `comets/<node>` and every `fencing/<name>` it names. */
+export async function readTopology(store: KvStore, node: string, timeoutMs?: number): Promise<TopologyRead> {
+  const key = StorePaths.comets(node)
+  const document = await store.read(key, {timeoutMs})
+  if (!document)
+    throw new CometError(`no sentinels are defined for node ${JSON.stringify(node)} in ${store.description} (${key} is absent): run comet init --manifest FILE, or check --node`, {culprit: key})
+  const sentinels = parseCometsDocument(node, key, document.data)
+  const names = [...new Set(sentinels.map((sentinel) => sentinel.procedure))]
+  const procedures: Record<string, string> = {}
+  await Promise.all(
+    names.map(async (name) => {
+      const procedureKey = StorePaths.fencing(name)
+      const procedure = await store.read(procedureKey, {timeoutMs})
+      if (!procedure) throw new StoreDataError(procedureKey, `is absent, but ${key} names it as a fencing procedure`)
+      procedures[name] = decodeProcedure(procedureKey, procedure.data)
+    }),
+  )
+  return {topology: {node, sentinels, procedures}, version: document.version}
+}
