@@ -28,7 +28,7 @@ export class EmbeddedStore implements KvStore {
 
   async read<T = Record<string, unknown>>(path: string): Promise<StoredDocument<T> | null> {
     const file = this.fileOf(path)
-    if (!checkPrivateDirectoryIfPresent(this.root)) return null
+    if (!this.foldersArePrivate(assertStorePath(path).slice(0, -1))) return null
     const parsed = this.readFile(path, file)
     return parsed === null ? null : {data: parsed.data as T, version: parsed.version}
   }
@@ -51,7 +51,7 @@ export class EmbeddedStore implements KvStore {
 
   async list(folder: string): Promise<string[]> {
     const directory = join(this.root, ...assertStorePath(folder))
-    if (!checkPrivateDirectoryIfPresent(this.root) || !checkPrivateDirectoryIfPresent(directory)) return []
+    if (!this.foldersArePrivate(assertStorePath(folder))) return []
     return readdirSync(directory)
       .filter((name) => name.endsWith('.json') && !name.startsWith('.'))
       .map((name) => name.slice(0, -'.json'.length))
@@ -59,6 +59,13 @@ export class EmbeddedStore implements KvStore {
   }
 
   async close(): Promise<void> {}
+
+  /** Every folder from the root down to a document must be private, or the document could be swapped. False when one is absent. */
+  private foldersArePrivate(segments: string[]): boolean {
+    if (!checkPrivateDirectoryIfPresent(this.root)) return false
+    for (let depth = 1; depth <= segments.length; depth++) if (!checkPrivateDirectoryIfPresent(join(this.root, ...segments.slice(0, depth)))) return false
+    return true
+  }
 
   private fileOf(path: string): string {
     return join(this.root, ...assertStorePath(path)) + '.json'
