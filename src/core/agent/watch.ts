@@ -130,7 +130,7 @@ export class WatchAgent {
     refineRenames(this.session, incident)
     for (const run of incident.procedures) {
       if (!run.skipped && !run.error) this.request.observer?.onDetection?.(latencySeconds, run.name)
-      const what = run.skipped ? `not run (${run.skipped})` : run.error ? `could not start: ${run.error}` : `started (pid ${run.pid ?? '?'})`
+      const what = run.skipped ? `not run (${run.skipped})` : run.error ? `could not start: ${run.error}` : run.pid ? `started (pid ${run.pid})` : 'started'
       this.request.log(run.error ? 'error' : 'warn', `incident ${incident.id}: ${incident.sentinels.map((s) => `${s.path} ${s.reason}`).join(', ')}; procedure ${run.name} ${what}`)
     }
     void this.report(this.session.incidentReport(incident))

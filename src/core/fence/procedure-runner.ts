@@ -1,14 +1,17 @@
 import {spawn, type ChildProcess} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
-import {closeSync, openSync, readFileSync, unlinkSync} from 'node:fs'
+import {closeSync, existsSync, lstatSync, openSync, readFileSync, unlinkSync} from 'node:fs'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {constants as osConstants} from 'node:os'
 
+import {assertPrivate} from '../files/private-path.js'
 import {killProcessTree} from './process-tree.js'
 import type {ProcedureEnvironment, ProcedureRun} from './procedure-run.js'
 
-const LAUNCHER = fileURLToPath(new URL('../../../../libexec/comet-launcher.sh', import.meta.url))
+const LIBEXEC = fileURLToPath(new URL('../../../../libexec/', import.meta.url))
+/** The compiled launcher when the build had a C compiler, else its shell twin (same protocol, slower). */
+export const LAUNCHERS = [join(LIBEXEC, 'comet-launcher'), join(LIBEXEC, 'comet-launcher.sh')]
 const OUTPUT_LIMIT = 16 * 1024
 
 export interface RunnerOptions {
@@ -18,6 +21,8 @@ export interface RunnerOptions {
   timeoutMs: number
   /** Variables for every procedure (COMET_NODE). */
   baseEnvironment: Record<string, string>
+  /** Use this launcher instead of the first of LAUNCHERS that exists (tests run both). */
+  launcher?: string
 }
 
 export interface StartedProcedure {
@@ -88,8 +93,20 @@ export class ProcedureRunner {
     this.launcher = undefined
   }
 
+  /** Which launcher runs procedures (for the log and the status), or undefined when spawning directly. */
+  get launcherPath(): string | undefined {
+    return this.launcher ? this.chosenLauncher : undefined
+  }
+
+  private chosenLauncher?: string
+
   private startLauncher(): void {
-    const child = spawn('/bin/sh', [LAUNCHER], {stdio: ['pipe', 'pipe', 'inherit'], env: {PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.options.baseEnvironment}})
+    const launcher = this.options.launcher ?? (LAUNCHERS.find((path) => existsSync(path)) as string)
+    // It runs every procedure, as root: nobody else may be able to change it.
+    assertPrivate(launcher, lstatSync(launcher), 'file')
+    const [command, args] = launcher.endsWith('.sh') ? ['/bin/sh', [launcher]] : [launcher, []]
+    this.chosenLauncher = launcher
+    const child = spawn(command, args, {stdio: ['pipe', 'pipe', 'inherit'], env: {PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.options.baseEnvironment}})
     child.stdout!.setEncoding('utf8')
     child.stdout!.on('data', (chunk: string) => this.onLauncherOutput(chunk))
     child.stdin!.on('error', () => this.onLauncherGone(child))

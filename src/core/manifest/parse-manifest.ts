@@ -23,14 +23,14 @@ export function loadManifest(file: string): Manifest {
 
 export function parseManifest(file: string, text: string): Manifest {
   const lines = new LineCounter()
-  const document = parseDocument(text, {lineCounter: lines, uniqueKeys: true, prettyErrors: false})
+  const document = parseDocument(text, {lineCounter: lines, uniqueKeys: true, prettyErrors: true})
   const lineOf = (node: Node | null | undefined) => (node?.range ? lines.linePos(node.range[0]).line : undefined)
   const fail = (field: string, node: Node | null | undefined, problem: string): never => {
     throw new ManifestError(file, field, lineOf(node), problem)
   }
   if (document.errors.length > 0) {
     const error = document.errors[0]
-    throw new ManifestError(file, 'YAML', error.linePos?.[0].line, `invalid YAML: ${error.message.split('\n')[0]}`)
+    throw new ManifestError(file, 'YAML', error.linePos?.[0].line, `invalid YAML: ${error.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`)
   }
   const root = document.contents
   if (!isMap(root)) return fail('(document)', root, 'must be a mapping with node, sentinels, fencing and default_fencing')
