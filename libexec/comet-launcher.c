@@ -132,7 +132,15 @@ static int handle_request(const char *verb) {
       char *line = next_line(); if (!line) return 0;
       if (n < MAX_ENV) envp[used++] = strdup(line);
     }
-    for (size_t i = 0; i < inherited; i++) envp[used++] = environ[i];
+    /* The run's own variables win over the launcher's inherited ones of the same name. */
+    size_t own = used;
+    for (size_t i = 0; i < inherited; i++) {
+      const char *equals = strchr(environ[i], '=');
+      size_t name = equals ? (size_t)(equals - environ[i]) + 1 : strlen(environ[i]);
+      int overridden = 0;
+      for (size_t j = 0; j < own && !overridden; j++) overridden = strncmp(envp[j], environ[i], name) == 0;
+      if (!overridden) envp[used++] = environ[i];
+    }
     envp[used] = NULL;
     const char *text = index >= 0 && index < MAX_PROCEDURES ? procedures[index] : NULL;
     int out = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);

@@ -10,6 +10,7 @@
 #   S <run id> <pid>                       the procedure's subshell has started
 #   E <run id> <exit status>               it has ended (128+n: killed by signal n)
 # End of stdin ends the launcher, never the procedures it started: fencing outlives the agent.
+umask 077
 while IFS= read -r verb; do
   case $verb in
     P)

@@ -3,6 +3,7 @@ import chalk from 'chalk'
 
 import {resolveOptions, type AgentOptions} from '../core/config/agent-options.js'
 import {CometError, ExitCode} from '../core/errors/index.js'
+import {redact} from '../core/errors/redact.js'
 
 export type CometFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof CometCommand)['baseFlags'] & T['flags']>
 
@@ -47,7 +48,7 @@ export abstract class CometCommand<T extends typeof Command> extends Command {
     // oclif's own errors (a bad flag, this.exit()) carry their exit code already; a bad flag exits 2.
     if (error.oclif !== undefined) return super.catch(error)
     const exitCode = error instanceof CometError ? error.exitCode : ExitCode.CannotCheck
-    const message = error instanceof CometError ? error.message : `unexpected error: ${error.message}`
+    const message = redact(error instanceof CometError ? error.message : `unexpected error: ${error.message}`)
     if (this.jsonEnabled()) this.logJson({error: {name: error.name, message, culprit: error instanceof CometError ? error.culprit : undefined, exitCode}})
     else this.logToStderr(`${chalk.red('error')}: ${message}`)
     if (process.env.DEBUG && error.stack) this.logToStderr(error.stack)

@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {WatchAgent} from '../core/agent/watch.js'
 import {ExitCode} from '../core/errors/index.js'
+import {redact} from '../core/errors/redact.js'
 import {CometCommand} from '../cli/comet-command.js'
 
 export default class Watch extends CometCommand<typeof Watch> {
@@ -17,7 +18,7 @@ export default class Watch extends CometCommand<typeof Watch> {
   async run(): Promise<{exitCode: ExitCode}> {
     const agent = await WatchAgent.start(this.agentOptions(), {
       intervalMs: this.flags.interval * 1000,
-      log: (level, message) => process.stderr.write(`${new Date().toISOString()} ${level} ${message}\n`),
+      log: (level, message) => process.stderr.write(`${new Date().toISOString()} ${level} ${redact(message)}\n`),
     })
     const stop = () => void agent.stop()
     process.once('SIGTERM', stop)

@@ -66,7 +66,8 @@ export function planInit(options: AgentOptions, request: InitRequest = {}): Init
       title: 'Store reachable',
       run: async () => {
         session = await AgentSession.open(options, {readOnly: dryRun})
-        await session.store.list('comets', {timeoutMs: options.readTimeoutMs})
+        // A node's own entry, not a listing: a node's Vault policy reaches nothing else.
+        await session.store.read(StorePaths.comets(options.node), {timeoutMs: options.readTimeoutMs})
         return session.store.description
       },
     },

@@ -55,17 +55,18 @@ export class Fencer {
         runs.push({name, runId: '', startedAt: new Date().toISOString(), skipped})
         continue
       }
+      const text = this.procedures[name]
+      if (text === undefined) {
+        // Not latched: a procedure that never ran must still run once it is known.
+        runs.push({name, runId: '', startedAt: new Date().toISOString(), error: `procedure ${name} is not in the local cache`})
+        continue
+      }
       if (options.force) this.latch.force(name, id)
       else if (!this.latch.tryAcquire(name, id)) {
         runs.push({name, runId: '', startedAt: new Date().toISOString(), skipped: 'already-ran'})
         continue
       }
       latched = true
-      const text = this.procedures[name]
-      if (text === undefined) {
-        runs.push({name, runId: '', startedAt: new Date().toISOString(), error: `procedure ${name} is not in the local cache`})
-        continue
-      }
       const started = this.runner.start(name, text, {COMET_NODE: this.node, COMET_SENTINEL: sentinel.path, COMET_REASON: sentinel.reason, COMET_INCIDENT: id})
       runs.push(started.run)
       finishing.push(started.finished)

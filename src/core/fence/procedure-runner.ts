@@ -46,6 +46,8 @@ interface Pending {
 export class ProcedureRunner {
   private launcher?: ChildProcess
   private readonly cached = new Map<string, {index: number; text: string}>()
+  /** Launcher slots only ever grow: a changed procedure gets a new slot, never one another procedure holds. */
+  private nextIndex = 0
   private readonly pending = new Map<string, Pending>()
   private buffered = ''
   private prepared = false
@@ -116,6 +118,7 @@ export class ProcedureRunner {
     ;(child.stdin as unknown as {unref?: () => void}).unref?.()
     this.launcher = child
     this.cached.clear()
+    this.nextIndex = 0
   }
 
   private onLauncherGone(child: ChildProcess): void {
@@ -128,7 +131,7 @@ export class ProcedureRunner {
     const known = this.cached.get(name)
     if (known && known.text === text) return known
     if (!this.launcher?.stdin?.writable) return undefined
-    const index = this.cached.size
+    const index = this.nextIndex++
     const lines = text.split('\n')
     this.launcher.stdin.write(`P\n${index}\n${lines.length}\n${lines.join('\n')}\n`)
     const entry = {index, text}

@@ -37,7 +37,8 @@ export function applyReport(status: NodeStatus, report: StatusReport): NodeStatu
     case 'incident': {
       const index = next.incidents.findIndex((incident) => incident.id === report.incident.id)
       const previous = index >= 0 ? next.incidents[index] : undefined
-      if (index >= 0) next.incidents[index] = report.incident
+      // Reports may arrive out of order (two processes, a clock step): an ended incident is never reopened.
+      if (index >= 0) next.incidents[index] = previous?.endedAt && !report.incident.endedAt ? previous : report.incident
       else {
         next.incidents.push(report.incident)
         next.incidentsTotal += 1

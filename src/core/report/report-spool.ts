@@ -1,8 +1,8 @@
 import {randomBytes} from 'node:crypto'
-import {readdirSync, unlinkSync} from 'node:fs'
+import {readdirSync, renameSync, unlinkSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {errnoCode} from '../errors/index.js'
+import {errnoCode, UnsafePathError} from '../errors/index.js'
 import {writeFileAtomic} from '../files/atomic-write.js'
 import {readPrivateJson} from '../files/private-json.js'
 import {ensurePrivateDirectory} from '../files/private-path.js'
@@ -42,8 +42,16 @@ export class ReportSpool {
       .filter((name) => name.endsWith('.json') && !name.startsWith('.'))
       .sort()
       .flatMap((name) => {
-        const report = readPrivateJson<StatusReport>(join(this.directory, name))
-        return report ? [{id: name.slice(0, -'.json'.length), report}] : []
+        const file = join(this.directory, name)
+        try {
+          const report = readPrivateJson<StatusReport>(file)
+          return report ? [{id: name.slice(0, -'.json'.length), report}] : []
+        } catch (error) {
+          if (error instanceof UnsafePathError) throw error
+          // One unparsable entry must not block every later report: set aside, kept for a human, not lost.
+          renameSync(file, `${file}.corrupt`)
+          return []
+        }
       })
   }
 

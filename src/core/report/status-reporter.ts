@@ -40,10 +40,11 @@ export class StatusReporter {
   }
 
   private async deliverPending(): Promise<DeliveryResult> {
-    const pending = this.spool.pending()
-    if (pending.length === 0) return {delivered: 0, pending: 0}
     const key = StorePaths.status(this.node)
+    let pending: ReturnType<ReportSpool['pending']> = []
     try {
+      pending = this.spool.pending()
+      if (pending.length === 0) return {delivered: 0, pending: 0}
       for (let attempt = 1; ; attempt++) {
         const current = await this.store.read<NodeStatus>(key, {timeoutMs: this.timeoutMs})
         let status = current?.data ?? emptyStatus(this.node)
