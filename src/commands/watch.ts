@@ -3,6 +3,8 @@ import {Flags} from '@oclif/core'
 import {WatchAgent} from '../core/agent/watch.js'
 import {ExitCode} from '../core/errors/index.js'
 import {redact} from '../core/errors/redact.js'
+import {AgentMetrics} from '../core/metrics/agent-metrics.js'
+import {serveMetrics} from '../core/metrics/metrics-server.js'
 import {CometCommand} from '../cli/comet-command.js'
 
 export default class Watch extends CometCommand<typeof Watch> {
@@ -13,18 +15,22 @@ export default class Watch extends CometCommand<typeof Watch> {
   static override enableJsonFlag = false
   static override flags = {
     interval: Flags.integer({description: 'seconds between full re-verifies (and heartbeats)', default: 60, min: 1}),
+    'metrics-listen': Flags.string({description: 'HOST:PORT to serve the agent\'s own Prometheus metrics on (off by default)'}),
   }
 
   async run(): Promise<{exitCode: ExitCode}> {
-    const agent = await WatchAgent.start(this.agentOptions(), {
-      intervalMs: this.flags.interval * 1000,
-      log: (level, message) => process.stderr.write(`${new Date().toISOString()} ${level} ${redact(message)}\n`),
-    })
+    const options = this.agentOptions()
+    const log = (level: string, message: string) => process.stderr.write(`${new Date().toISOString()} ${level} ${redact(message)}\n`)
+    const metrics = this.flags['metrics-listen'] ? new AgentMetrics(options.node) : undefined
+    const server = metrics && (await serveMetrics(this.flags['metrics-listen'] as string, async () => ({contentType: metrics.registry.contentType, body: await metrics.registry.metrics()})))
+    if (server) log('info', `serving agent metrics on http://${server.address}/metrics`)
+    const agent = await WatchAgent.start(options, {intervalMs: this.flags.interval * 1000, log, observer: metrics})
     const stop = () => void agent.stop()
     process.once('SIGTERM', stop)
     process.once('SIGINT', stop)
     process.on('SIGHUP', () => void agent.reload())
     await agent.done
+    await server?.close()
     return this.finish({exitCode: ExitCode.Ok})
   }
 }
