@@ -1,15 +1,14 @@
-import {createHash, randomBytes} from 'node:crypto'
+import {createHash} from 'node:crypto'
 import {closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, realpathSync, unlinkSync, writeSync} from 'node:fs'
 import {dirname} from 'node:path'
 
 import {errnoCode, SentinelError} from '../errors/index.js'
 import {fsyncDirectory} from '../files/atomic-write.js'
 import type {FileIdentity} from './read-sentinel.js'
+import {sentinelContent} from './sentinel-content.js'
 
 // O_EXCL with O_CREAT refuses an existing file and any symlink, dangling or not; O_NOFOLLOW says so twice.
 const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_NOCTTY
-
-export const DEFAULT_SENTINEL_SIZE = 4096
 
 export interface CreatedSentinel {
   checksum: string
@@ -17,10 +16,10 @@ export interface CreatedSentinel {
 }
 
 /**
- * Plants a new sentinel with random content, owner-only. Its directory must already exist and must not be
+ * Plants a new sentinel with random content (under the header of its file type), owner-only. Its directory must already exist and must not be
  * reached through a symbolic link; an existing file or link at the path is never touched.
  */
-export function createSentinel(path: string, content: Uint8Array = randomBytes(DEFAULT_SENTINEL_SIZE)): CreatedSentinel {
+export function createSentinel(path: string, content: Uint8Array = sentinelContent(path)): CreatedSentinel {
   const parent = dirname(path)
   let parentStats
   try {
