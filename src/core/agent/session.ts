@@ -15,6 +15,7 @@ import {openStore} from '../store/open-store.js'
 import {StorePaths, type KvStore} from '../store/store.js'
 import {readTopology} from '../topology/read-topology.js'
 import type {SentinelSpec, Topology} from '../topology/topology.js'
+import {topologyDigest} from '../topology/topology-digest.js'
 
 export const AGENT_VERSION = '0.1.0'
 
@@ -97,7 +98,7 @@ export class AgentSession {
     const cache: NodeCache = this.cache ?? {node: this.node, store: this.store.description, savedAt: '', topology, baselines: {}, created: {}}
     const paths = new Set(topology.sentinels.map((sentinel) => sentinel.path))
     for (const path of Object.keys(cache.baselines)) if (!paths.has(path)) delete cache.baselines[path]
-    const unchanged = JSON.stringify(cache.topology) === JSON.stringify(topology) && this.cache !== undefined
+    const unchanged = this.cache !== undefined && topologyDigest(cache.topology) === topologyDigest(topology)
     cache.topology = topology
     cache.store = this.store.description
     this.cache = cache

@@ -8,6 +8,7 @@ import {writeFileAtomic} from '../files/atomic-write.js'
 import {DirectoryWatcher} from '../detect/directory-watcher.js'
 import type {Fencing} from '../fence/fencer.js'
 import type {SentinelSpec, Topology} from '../topology/topology.js'
+import {topologyDigest} from '../topology/topology-digest.js'
 import {checkAllSentinels, refineRenames, toTripped} from './check-sentinels.js'
 import {AgentSession} from './session.js'
 
@@ -158,7 +159,7 @@ export class WatchAgent {
       const loaded = await this.session.loadTopology()
       if (loaded.detail !== this.offlineDetail) this.request.log(loaded.detail ? 'warn' : 'info', loaded.detail ?? 'store reachable again')
       this.offlineDetail = loaded.detail
-      if (JSON.stringify(loaded.topology) !== JSON.stringify(this.topology)) this.useTopology(loaded.topology)
+      if (topologyDigest(loaded.topology) !== topologyDigest(this.topology)) this.useTopology(loaded.topology)
       else this.watcher.watch(this.byDirectory.keys())
     } catch (error) {
       // Bad data in the store must not blind the agent: it keeps its last known-good topology.

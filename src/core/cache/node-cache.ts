@@ -29,5 +29,5 @@ export function readNodeCache(file: string, node: string): NodeCache | undefined
 }
 
 export function writeNodeCache(file: string, cache: NodeCache): void {
-  writeFileAtomic(file, JSON.stringify({...cache, savedAt: new Date().toISOString()}, null, 2) + '\n')
+  writeFileAtomic(file, JSON.stringify({...cache, savedAt: new Date().toISOString()}) + '\n')
 }

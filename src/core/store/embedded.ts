@@ -44,7 +44,7 @@ export class EmbeddedStore implements KvStore {
       if (options.cas !== undefined && options.cas !== currentVersion) throw new CasConflictError(path)
       const version = currentVersion + 1
       const document: DocumentFile = {version, data}
-      writeFileAtomic(file, JSON.stringify(document, null, 2) + '\n')
+      writeFileAtomic(file, JSON.stringify(document) + '\n')
       return version
     })
   }
