@@ -112,6 +112,8 @@ describe('comet watch on each tampering', () => {
     } finally {
       watch.kill('SIGTERM')
     }
+    // The agent still writes its spool while stopping; the fixture folder goes only after it exited.
+    assert.equal(await new Promise((resolve) => watch.on('exit', resolve)), 0, log)
   })
 
   it('touch is not a fence while watching, and SIGINT exits 0', async () => {

@@ -177,8 +177,11 @@ export class WatchAgent {
   }
 
   private async report(report: Parameters<AgentSession['reporter']['submit']>[0]): Promise<void> {
-    if (this.stopped) {
+    // While the store is failing, reports only join the spool: the retry timer delivers them together,
+    // instead of every new report waiting out its own timeout against a store that is down.
+    if (this.stopped || this.retry) {
       this.session.spool.add(report)
+      this.request.observer?.onReport?.(false, this.session.spool.depth)
       return
     }
     const result = await this.session.reporter.submit(report)
