@@ -1,0 +1,11 @@
+{
+  "targets": [
+    {
+      "target_name": "fanotify",
+      "sources": ["fanotify.c"],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
+      "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-pthread"],
+      "ldflags": ["-pthread"]
+    }
+  ]
+}
