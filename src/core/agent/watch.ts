@@ -17,6 +17,7 @@ export type Logger = (level: LogLevel, message: string) => void
 
 /** What the agent tells its metrics, if any are attached (comet watch --metrics-listen). */
 export interface WatchObserver {
+  knownProcedures?(names: string[]): void
   onCheck?(counts: {intact: number; tampered: number; total: number}): void
   onDetection?(latencySeconds: number, procedure: string): void
   onReport?(delivered: boolean, spoolDepth: number): void
@@ -100,6 +101,7 @@ export class WatchAgent {
       this.byDirectory.set(directory, [...(this.byDirectory.get(directory) ?? []), sentinel])
     }
     this.session.runner.prepare(topology.procedures)
+    this.request.observer?.knownProcedures?.(Object.keys(topology.procedures))
     this.watcher.retain(new Set(this.byDirectory.keys()))
     for (const {directory, error} of this.watcher.watch(this.byDirectory.keys())) this.request.log('warn', `cannot watch ${directory}: ${error}; its sentinels are checked every interval`)
   }

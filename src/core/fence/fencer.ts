@@ -73,7 +73,10 @@ export class Fencer {
     }
     if (latched) this.latch.persist()
     const incident: Incident = {id, source, startedAt: runs[0]?.startedAt ?? new Date().toISOString(), sentinels: tripped, procedures: runs}
-    if (finishing.length === 0) incident.endedAt = incident.startedAt
+    if (finishing.length === 0) {
+      incident.endedAt = incident.startedAt
+      return {incident, finished: Promise.resolve(incident)}
+    }
     const finished = Promise.all(finishing).then(() => {
       incident.endedAt = new Date().toISOString()
       return incident

@@ -15,6 +15,8 @@ export class AgentMetrics implements WatchObserver {
   constructor(node: string) {
     this.registry.setDefaultLabels({node})
     collectDefaultMetrics({register: this.registry})
+    // prom-client names these gauges *_total, which the Prometheus naming rules (and promtool) reserve for counters.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name)
     const registers = [this.registry]
     this.checks = new Counter({name: 'comet_agent_checks_total', help: 'Full verifies of every sentinel (at start, then every interval).', registers})
     this.detections = new Counter({name: 'comet_agent_detections_total', help: 'Procedures started because a sentinel tripped.', labelNames: ['procedure'], registers})
@@ -28,6 +30,14 @@ export class AgentMetrics implements WatchObserver {
     this.spoolDepth = new Gauge({name: 'comet_agent_spool_reports', help: 'Reports waiting in the local spool for the store.', registers})
     this.storeUp = new Gauge({name: 'comet_agent_store_up', help: '1 when the last report reached the store, else 0.', registers})
     this.sentinels = new Gauge({name: 'comet_agent_sentinels', help: 'Sentinels by their state at the last full verify.', labelNames: ['state'], registers})
+  }
+
+  /** Every procedure has its series from the start, at 0, so that rate() and increase() see the first detection. */
+  knownProcedures(names: string[]): void {
+    for (const procedure of names) {
+      this.detections.inc({procedure}, 0)
+      this.latency.zero({procedure})
+    }
   }
 
   onCheck(counts: {intact: number; tampered: number; total: number}): void {

@@ -5,7 +5,7 @@ import {StorePaths, type KvStore} from '../store/store.js'
 import {mapLimit} from './map-limit.js'
 
 export interface FleetSnapshot {
-  nodes: Array<{node: string; sentinels: number; status?: NodeStatus; error?: string}>
+  nodes: Array<{node: string; sentinels: number; procedures: string[]; status?: NodeStatus; error?: string}>
   storeUp: boolean
   error?: string
   durationSeconds: number
@@ -25,10 +25,12 @@ export async function readFleet(store: KvStore, concurrency: number, timeoutMs: 
     try {
       const [comets, status] = await Promise.all([store.read(StorePaths.comets(node), {timeoutMs}), store.read<NodeStatus>(StorePaths.status(node), {timeoutMs})])
       // Counted from the keys, not parsed: one node's bad data must not blank the whole fleet.
-      const sentinels = Object.keys(comets?.data ?? {}).filter((key) => /^[^:]+:(create|already_present):/.test(key)).length
-      return {node, sentinels, status: status?.data}
+      const entries = Object.entries(comets?.data ?? {})
+      const sentinels = entries.filter(([key]) => /^[^:]+:(create|already_present):/.test(key)).length
+      const procedures = [...new Set(entries.filter(([key, value]) => /^[^:]+:fencing_procedure:/.test(key) && typeof value === 'string').map(([, value]) => value as string))]
+      return {node, sentinels, procedures, status: status?.data}
     } catch (error) {
-      return {node, sentinels: 0, error: (error as Error).message}
+      return {node, sentinels: 0, procedures: [], error: (error as Error).message}
     }
   })
   const storeUp = nodes.length === 0 || nodes.some((node) => node.error === undefined)
@@ -71,7 +73,9 @@ export function fleetRegistry(snapshot: FleetSnapshot): Registry {
     intact.set({node}, status?.sentinels?.intact ?? 0)
     tampered.set({node}, status?.sentinels?.tampered ?? 0)
     incidents.inc({node}, status?.incidentsTotal ?? 0)
-    for (const [procedure, count] of Object.entries(status?.fencingStarted ?? {})) fencing.inc({node, procedure}, count)
+    // Every procedure the node names has a series from the start, so that increase() sees the first fencing.
+    const started = {...Object.fromEntries(entry.procedures.map((procedure) => [procedure, 0])), ...status?.fencingStarted}
+    for (const [procedure, count] of Object.entries(started)) fencing.inc({node, procedure}, count)
   }
   return registry
 }
