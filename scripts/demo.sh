@@ -13,8 +13,10 @@ node: demo
 sentinels:
   - path: $DEMO/data/.~lock.ledger.ods#
     create: true
+    on_read: fence
   - path: $DEMO/data/aaa-invoices-2026.xlsx
     create: true
+    on_read: fence
 fencing:
   notice: |
     echo "\$(date -Is) FENCED by comet: \$COMET_SENTINEL was \$COMET_REASON (incident \$COMET_INCIDENT)" >> '$DEMO/FENCED.txt'
@@ -33,7 +35,8 @@ cat <<HELP
 
 comet watch is starting. In another terminal, play ransomware:
     echo encrypted >> '$DEMO/data/aaa-invoices-2026.xlsx'
-then read $DEMO/FENCED.txt. Stop the agent with Ctrl-C.
+then read $DEMO/FENCED.txt. As root, fanotify refuses the write itself (Operation not permitted) and
+fences; otherwise inotify sees the write and fences. Stop the agent with Ctrl-C.
 With the same environment, try: ./bin/run.js verify, ./bin/run.js reset --replant
     export COMET_STORE='file:$DEMO/store' COMET_STATE_DIR='$DEMO/state' COMET_NODE=demo
 

@@ -37,7 +37,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <signal.h>
 #include <sys/fanotify.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -68,6 +70,12 @@ typedef struct {
   uint64_t errors;
 } stats_t;
 
+/* An inode whose opener is stopped (SIGSTOP) by the reader thread itself, before JavaScript hears of it. */
+typedef struct {
+  dev_t dev;
+  ino_t ino;
+} inode_t;
+
 typedef struct guard {
   int fan_fd;
   int wake_fd;
@@ -87,6 +95,9 @@ typedef struct guard {
   pending_t *head, *tail;
   char *allow[MAX_ALLOW];
   size_t allow_count;
+  inode_t *freeze;
+  size_t freeze_count, freeze_capacity;
+  char *self_exe; /* processes of the agent's own executable are left to JavaScript, which knows its own commands */
   stats_t stats;
 } guard_t;
 
@@ -97,6 +108,8 @@ typedef struct {
   uint64_t id; /* 0 for notifications */
   int32_t pid;
   uint64_t mask;
+  bool frozen;
+  int64_t frozen_at_ns; /* CLOCK_MONOTONIC */
   char *path;
   char *exe;
   char *message;
@@ -205,6 +218,15 @@ static bool allow_listed(guard_t *g, const char *exe) {
   return false;
 }
 
+/* Called with mu held. */
+static bool freeze_marked(guard_t *g, int fd) {
+  struct stat st;
+  if (g->freeze_count == 0 || fstat(fd, &st) != 0) return false;
+  for (size_t i = 0; i < g->freeze_count; i++)
+    if (g->freeze[i].dev == st.st_dev && g->freeze[i].ino == st.st_ino) return true;
+  return false;
+}
+
 static void handle_event(guard_t *g, const struct fanotify_event_metadata *meta) {
   if (meta->mask & FAN_Q_OVERFLOW) {
     pthread_mutex_lock(&g->mu);
@@ -244,6 +266,22 @@ static void handle_event(guard_t *g, const struct fanotify_event_metadata *meta)
       answer(g->fan_fd, meta->fd, true);
       free(exe);
       return;
+    }
+  }
+
+  /* The opener of a freeze-marked sentinel is stopped here, at once: its memory (and any key in it) stays for
+   * forensics, and no busy JavaScript can let it run on. */
+  bool frozen = false;
+  int64_t frozen_at_ns = 0;
+  if (permission && meta->pid > 0) {
+    pthread_mutex_lock(&g->mu);
+    bool freeze = freeze_marked(g, meta->fd) && !(exe && g->self_exe && strcmp(exe, g->self_exe) == 0);
+    pthread_mutex_unlock(&g->mu);
+    if (freeze && kill(meta->pid, SIGSTOP) == 0) {
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      frozen = true;
+      frozen_at_ns = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
     }
   }
 
@@ -289,7 +327,7 @@ static void handle_event(guard_t *g, const struct fanotify_event_metadata *meta)
   uint64_t id = p->id;
   pthread_mutex_unlock(&g->mu);
 
-  *m = (msg_t){.type = MSG_EVENT, .id = id, .pid = meta->pid, .mask = meta->mask, .path = path, .exe = exe};
+  *m = (msg_t){.type = MSG_EVENT, .id = id, .pid = meta->pid, .mask = meta->mask, .frozen = frozen, .frozen_at_ns = frozen_at_ns, .path = path, .exe = exe};
   /* If JavaScript cannot be reached (closing), the deadline answers it. */
   send_msg(g, m);
 }
@@ -427,6 +465,12 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
     set_num(env, obj, "pid", m->pid);
     set_num(env, obj, "mask", (double)m->mask);
     set_bool(env, obj, "permission", permission);
+    set_bool(env, obj, "frozen", m->frozen);
+    if (m->frozen) {
+      char ns[32];
+      snprintf(ns, sizeof ns, "%lld", (long long)m->frozen_at_ns);
+      set_str(env, obj, "frozenAtNs", ns);
+    }
     set_str(env, obj, "path", m->path);
     set_str(env, obj, "exe", m->exe);
     napi_value kinds;
@@ -500,6 +544,8 @@ static void guard_finalize(napi_env env, void *data, void *hint) {
   guard_t *g = data;
   guard_shutdown(g, false);
   for (size_t i = 0; i < g->allow_count; i++) free(g->allow[i]);
+  free(g->freeze);
+  free(g->self_exe);
   pthread_mutex_destroy(&g->mu);
   free(g);
 }
@@ -611,6 +657,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   }
   g->fan_fd = g->wake_fd = -1;
   g->self = getpid();
+  g->self_exe = read_link("/proc/self/exe");
   g->default_allow = default_allow;
   g->timeout_ms = (int)timeout;
   g->env = env;
@@ -652,9 +699,33 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   return handle;
 }
 
+/* Keeps the freeze table in step with the marks: add (freeze) or drop the inode now at path. */
+static void track_freeze(guard_t *g, const char *path, bool freeze) {
+  struct stat st;
+  if (lstat(path, &st) != 0) return;
+  pthread_mutex_lock(&g->mu);
+  for (size_t i = 0; i < g->freeze_count; i++)
+    if (g->freeze[i].dev == st.st_dev && g->freeze[i].ino == st.st_ino) {
+      g->freeze[i] = g->freeze[--g->freeze_count];
+      break;
+    }
+  if (freeze) {
+    if (g->freeze_count == g->freeze_capacity) {
+      size_t capacity = g->freeze_capacity ? g->freeze_capacity * 2 : 64;
+      inode_t *grown = realloc(g->freeze, capacity * sizeof *grown);
+      if (grown) {
+        g->freeze = grown;
+        g->freeze_capacity = capacity;
+      }
+    }
+    if (g->freeze_count < g->freeze_capacity) g->freeze[g->freeze_count++] = (inode_t){st.st_dev, st.st_ino};
+  }
+  pthread_mutex_unlock(&g->mu);
+}
+
 static napi_value do_mark(napi_env env, napi_callback_info info, bool add) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 2) {
     napi_throw_type_error(env, NULL, "fanotify addon: mark(handle, path)");
@@ -671,12 +742,16 @@ static napi_value do_mark(napi_env env, napi_callback_info info, bool add) {
   }
   /* An inode mark (no FAN_MARK_MOUNT / FAN_MARK_FILESYSTEM), never following a symlink. */
   unsigned flags = (add ? FAN_MARK_ADD : FAN_MARK_REMOVE) | FAN_MARK_DONT_FOLLOW;
+  bool freeze = false;
+  if (add && argc >= 3) napi_get_value_bool(env, argv[2], &freeze);
+  if (!add) track_freeze(g, path, false);
   if (fanotify_mark(g->fan_fd, flags, MARK_MASK, AT_FDCWD, path) != 0) {
     int e = errno;
     napi_value r = throw_errno(env, add ? "fanotify_mark(FAN_MARK_ADD)" : "fanotify_mark(FAN_MARK_REMOVE)", path, e);
     free(path);
     return r;
   }
+  if (add) track_freeze(g, path, freeze);
   free(path);
   return NULL;
 }

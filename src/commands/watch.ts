@@ -15,6 +15,7 @@ export default class Watch extends CometCommand<typeof Watch> {
   static override enableJsonFlag = false
   static override flags = {
     interval: Flags.integer({description: 'seconds between full re-verifies (and heartbeats)', default: 60, min: 1}),
+    fanotify: Flags.boolean({description: 'block and attribute reads of sentinels with fanotify where available (root); --no-fanotify: inotify only', default: true, allowNo: true}),
     'metrics-listen': Flags.string({description: 'HOST:PORT to serve the agent\'s own Prometheus metrics on (off by default)'}),
   }
 
@@ -24,7 +25,7 @@ export default class Watch extends CometCommand<typeof Watch> {
     const metrics = this.flags['metrics-listen'] ? new AgentMetrics(options.node) : undefined
     const server = metrics && (await serveMetrics(this.flags['metrics-listen'] as string, async () => ({contentType: metrics.registry.contentType, body: await metrics.registry.metrics()})))
     if (server) log('info', `serving agent metrics on http://${server.address}/metrics`)
-    const agent = await WatchAgent.start(options, {intervalMs: this.flags.interval * 1000, log, observer: metrics})
+    const agent = await WatchAgent.start(options, {intervalMs: this.flags.interval * 1000, log, observer: metrics, fanotify: this.flags.fanotify})
     const stop = () => void agent.stop()
     process.once('SIGTERM', stop)
     process.once('SIGINT', stop)

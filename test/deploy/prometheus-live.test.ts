@@ -99,7 +99,7 @@ describe('Prometheus scraping comet export and comet watch, with the OORT panel 
     prometheus = `http://127.0.0.1:${prometheusPort}`
 
     const exporter = track('comet export', f.node.spawn(['export', '--listen', `127.0.0.1:${exporterPort}`]))
-    const agent = track('comet watch', f.node.spawn(['watch', '--interval', '2', '--metrics-listen', `127.0.0.1:${agentPort}`]))
+    const agent = track('comet watch', f.node.spawn(['watch', '--interval', '2', '--no-fanotify', '--metrics-listen', `127.0.0.1:${agentPort}`]))
     await waitFor('comet export to serve', () => exporter.log().includes('serving fleet metrics'), 30_000)
     await waitFor('comet watch to watch', () => agent.log().includes('watching'), 30_000)
 

@@ -80,7 +80,7 @@ describe('comet watch on each tampering', () => {
   for (const tampering of TAMPERINGS)
     it(`${tampering.name}: detected and fenced once while watching`, async () => {
       const f = initialised()
-      const watch = f.node.spawn(['watch', '--interval', '3600'])
+      const watch = f.node.spawn(['watch', '--interval', '3600', '--no-fanotify'])
       let log = ''
       watch.stderr!.on('data', (chunk) => (log += chunk))
       try {
@@ -101,7 +101,7 @@ describe('comet watch on each tampering', () => {
 
   it('the removal of a sentinel\'s directory fences', async () => {
     const f = initialised()
-    const watch = f.node.spawn(['watch', '--interval', '3600'])
+    const watch = f.node.spawn(['watch', '--interval', '3600', '--no-fanotify'])
     let log = ''
     watch.stderr!.on('data', (chunk) => (log += chunk))
     try {
@@ -118,7 +118,7 @@ describe('comet watch on each tampering', () => {
 
   it('touch is not a fence while watching, and SIGINT exits 0', async () => {
     const f = initialised()
-    const watch = f.node.spawn(['watch', '--interval', '3600'])
+    const watch = f.node.spawn(['watch', '--interval', '3600', '--no-fanotify'])
     let log = ''
     watch.stderr!.on('data', (chunk) => (log += chunk))
     await waitFor('the agent to watch', () => log.includes('watching'))

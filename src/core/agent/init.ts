@@ -89,7 +89,7 @@ export function planInit(options: AgentOptions, request: InitRequest = {}): Init
       run: async () => {
         if (dryRun && request.manifest) {
           const plan = await planManifest(session.store, options.node, request.manifest, options.readTimeoutMs)
-          topology = {node: options.node, sentinels: plan.sentinels, procedures: request.manifest.fencing}
+          topology = {node: options.node, sentinels: plan.sentinels, procedures: request.manifest.fencing, allowReaders: plan.allowReaders}
         } else {
           topology = (await readTopology(session.store, options.node, options.readTimeoutMs)).topology
           session.adoptTopology(topology)

@@ -126,7 +126,7 @@ export class AgentSession {
     if (changed) this.saveCache()
   }
 
-  checkReport(findings: Finding[], mode: string, detail?: string, error = false): StatusReport {
+  checkReport(findings: Finding[], mode: string, detail?: string, error = false, detector?: string): StatusReport {
     return {
       type: 'check',
       at: new Date().toISOString(),
@@ -135,7 +135,7 @@ export class AgentSession {
       running: this.runner.running,
       detail,
       error,
-      agent: {version: AGENT_VERSION, pid: process.pid, mode},
+      agent: {version: AGENT_VERSION, pid: process.pid, mode, detector},
     }
   }
 

@@ -6,10 +6,12 @@ import type {AgentOptions} from '../config/agent-options.js'
 import {CometError} from '../errors/index.js'
 import {writeFileAtomic} from '../files/atomic-write.js'
 import {DirectoryWatcher} from '../detect/directory-watcher.js'
+import {describeProcess, type Decision, type FanotifyEvent} from '../detect/fanotify.js'
 import type {Fencing} from '../fence/fencer.js'
 import type {SentinelSpec, Topology} from '../topology/topology.js'
 import {topologyDigest} from '../topology/topology-digest.js'
 import {checkAllSentinels, refineRenames, toTripped} from './check-sentinels.js'
+import {SentinelReadGuard} from './read-guard.js'
 import {AgentSession} from './session.js'
 
 export type LogLevel = 'info' | 'warn' | 'error'
@@ -26,6 +28,8 @@ export interface WatchObserver {
 export interface WatchRequest {
   /** A full re-verify (and heartbeat) this often. */
   intervalMs: number
+  /** false: inotify only, even where fanotify is available. */
+  fanotify?: boolean
   log: Logger
   observer?: WatchObserver
 }
@@ -47,6 +51,11 @@ export class WatchAgent {
   private retry?: NodeJS.Timeout
   private retryDelay = RETRY_MIN_MS
   private offlineDetail?: string
+  private readGuard?: SentinelReadGuard
+  /** Which detectors run, for the status and the log: fanotify and inotify, or inotify alone and why. */
+  private detector = 'inotify'
+  /** One incident per process and sentinel: a reader denied once tends to try again. */
+  private readonly readers = new Set<string>()
   private stopped = false
   private stopping?: Promise<void>
   private resolveDone!: () => void
@@ -85,10 +94,12 @@ export class WatchAgent {
     const loaded = await this.session.loadTopology()
     this.offlineDetail = loaded.detail
     if (loaded.detail) this.request.log('warn', loaded.detail)
+    this.openReadGuard()
     this.useTopology(loaded.topology)
     writeFileAtomic(this.session.paths.pidFile, `${process.pid}\n`)
     await this.fullCheck('initial')
     this.interval = setInterval(() => void this.periodic(), this.request.intervalMs)
+    this.request.log('info', `detectors: ${this.detector}`)
     this.request.log('info', `watching ${this.byPath.size} sentinel(s) in ${this.watcher.watched.length} director${this.watcher.watched.length === 1 ? 'y' : 'ies'} for node ${this.session.node} (${this.session.store.description}), re-verify every ${this.request.intervalMs / 1000} s`)
   }
 
@@ -102,6 +113,7 @@ export class WatchAgent {
     }
     this.session.runner.prepare(topology.procedures)
     this.request.observer?.knownProcedures?.(Object.keys(topology.procedures))
+    this.readGuard?.sync(topology)
     this.watcher.retain(new Set(this.byDirectory.keys()))
     for (const {directory, error} of this.watcher.watch(this.byDirectory.keys())) this.request.log('warn', `cannot watch ${directory}: ${error}; its sentinels are checked every interval`)
   }
@@ -126,6 +138,73 @@ export class WatchAgent {
     const latency = (performance.now() - detectedAt) / 1000
     // 5. Only then: log, record, report.
     setImmediate(() => this.afterTrip(fencing, latency))
+  }
+
+  /**
+   * The hot path of a read, where fanotify runs: the opening process is still held by the kernel. Freeze it
+   * first, start the procedure, then deny the open (the return value); nothing of the sentinel is read.
+   */
+  private onFanotifyEvent(event: FanotifyEvent): Decision | void {
+    if (event.kinds.includes('overflow')) {
+      setImmediate(() => void this.fullCheck('fanotify overflow'))
+      return
+    }
+    const path = event.path.replace(/ \(deleted\)$/, '')
+    const sentinel = this.byPath.get(path)
+    if (!event.permission) {
+      // A write by a process allowed to open the sentinel: the content check decides, as for inotify.
+      if (sentinel) this.onDirectoryEvent(dirname(path), basename(path))
+      return
+    }
+    if (!sentinel) return 'deny'
+    if (sentinel.onRead === 'allow') return 'allow'
+    const detectedAt = performance.now()
+    // The addon has already stopped the opener of a freeze sentinel; this is the fallback if it could not.
+    let frozenAt = event.frozenAtNs
+    if (sentinel.onRead === 'freeze' && !event.frozen && event.pid > 0) {
+      try {
+        process.kill(event.pid, 'SIGSTOP')
+        frozenAt = process.hrtime.bigint().toString()
+      } catch {}
+    }
+    const reader = `${event.pid}:${path}`
+    if (this.readers.has(reader)) return 'deny'
+    this.readers.add(reader)
+    const tripped = {path, reason: 'read' as const, detail: `opened by pid ${event.pid} (${event.exe ?? 'unknown executable'})`, at: new Date().toISOString(), procedure: sentinel.procedure}
+    const fencing = this.session.fencer.trip([tripped], 'watch', sentinel.onRead === 'deny' ? {noFence: true} : {suspects: [event.pid]})
+    const latency = (performance.now() - detectedAt) / 1000
+    // Read while the kernel still holds the process (its procedure has started): once denied it may be gone.
+    const info = describeProcess(event.pid)
+    setImmediate(() => {
+      fencing.incident.suspects = [
+        {
+          pid: event.pid,
+          ppid: info?.ppid ?? null,
+          uid: info?.uid ?? null,
+          exe: info?.exe ?? event.exe,
+          cmdline: info?.cmdline ?? [],
+          action: frozenAt !== undefined ? 'frozen' : 'denied',
+          frozenAtMonotonicNs: frozenAt,
+        },
+      ]
+      this.afterTrip(fencing, latency)
+    })
+    return 'deny'
+  }
+
+  private openReadGuard(): void {
+    if (this.request.fanotify === false) {
+      this.detector = 'inotify (fanotify turned off)'
+      return
+    }
+    const guard = SentinelReadGuard.open((event) => this.onFanotifyEvent(event), (message) => this.request.log('warn', message))
+    if (typeof guard === 'string') {
+      this.detector = `inotify (fanotify unavailable: ${guard})`
+      this.request.log('warn', `fanotify is unavailable (${guard}): reads of sentinels are not blocked; writes, deletes and renames are still detected with inotify`)
+      return
+    }
+    this.readGuard = guard
+    this.detector = 'fanotify (reads blocked) and inotify'
   }
 
   private afterTrip(fencing: Fencing, latencySeconds: number): void {
@@ -153,15 +232,15 @@ export class WatchAgent {
     if (outcome.fencing) this.afterTrip(outcome.fencing, 0)
     this.request.observer?.onCheck?.(outcome.counts)
     if (why !== 'periodic' || outcome.counts.tampered > 0) this.request.log(outcome.counts.tampered > 0 ? 'warn' : 'info', `${why} check: ${outcome.counts.intact}/${outcome.counts.total} intact, ${outcome.counts.tampered} tampered`)
-    await this.report(this.session.checkReport(outcome.findings, 'watch', this.offlineDetail))
+    await this.report(this.session.checkReport(outcome.findings, 'watch', this.offlineDetail, false, this.detector))
   }
 
-  private async periodic(): Promise<void> {
+  private async periodic(why: 'periodic' | 'reload' = 'periodic'): Promise<void> {
     try {
       const loaded = await this.session.loadTopology()
       if (loaded.detail !== this.offlineDetail) this.request.log(loaded.detail ? 'warn' : 'info', loaded.detail ?? 'store reachable again')
       this.offlineDetail = loaded.detail
-      if (topologyDigest(loaded.topology) !== topologyDigest(this.topology)) this.useTopology(loaded.topology)
+      if (topologyDigest(loaded.topology) !== topologyDigest(this.topology) || why === 'reload') this.useTopology(loaded.topology)
       else this.watcher.watch(this.byDirectory.keys())
     } catch (error) {
       // Bad data in the store must not blind the agent: it keeps its last known-good topology.
@@ -174,8 +253,9 @@ export class WatchAgent {
   /** After `comet reset` (SIGHUP): the latch was cleared and the sentinels may have been planted anew. */
   async reload(): Promise<void> {
     this.session.latch.reload()
+    this.readers.clear()
     this.request.log('info', 'reloading after SIGHUP: latch and topology re-read')
-    await this.periodic()
+    await this.periodic('reload')
   }
 
   private async report(report: Parameters<AgentSession['reporter']['submit']>[0]): Promise<void> {
@@ -216,6 +296,7 @@ export class WatchAgent {
 
   private async shutDown(): Promise<void> {
     this.watcher.close()
+    this.readGuard?.close()
     clearInterval(this.interval)
     clearTimeout(this.retry)
     await this.session.runner.drain(DRAIN_ON_STOP_MS)

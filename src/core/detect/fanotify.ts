@@ -42,6 +42,10 @@ export interface FanotifyEvent {
   kinds: FanotifyKind[]
   /** The process is held until this event is answered: the handler's return value counts. */
   permission: boolean
+  /** The reader thread stopped the process (SIGSTOP) before this event reached JavaScript: the file was marked with freeze. */
+  frozen: boolean
+  /** CLOCK_MONOTONIC, in nanoseconds, when it was stopped. */
+  frozenAtNs?: string
 }
 
 export interface FanotifyGuardOptions {
@@ -87,7 +91,7 @@ interface Addon {
     options: {defaultAllow: boolean; timeoutMs: number; allowExecutables: string[]},
     callback: (message: NativeMessage) => void,
   ): NativeHandle
-  mark(handle: NativeHandle, path: string): void
+  mark(handle: NativeHandle, path: string, freeze?: boolean): void
   unmark(handle: NativeHandle, path: string): void
   respond(handle: NativeHandle, id: number, allow: boolean): boolean
   setAllowExecutables(handle: NativeHandle, paths: string[]): void
@@ -99,7 +103,7 @@ declare const nativeHandle: unique symbol
 type NativeHandle = {readonly [nativeHandle]: true}
 type NativeMessage =
   | {type: 'error'; message: string}
-  | {type: 'event'; id: number; pid: number; mask: number; permission: boolean; path: string | null; exe: string | null; kinds: FanotifyKind[]}
+  | {type: 'event'; id: number; pid: number; mask: number; permission: boolean; frozen: boolean; frozenAtNs?: string; path: string | null; exe: string | null; kinds: FanotifyKind[]}
 
 const ADDON_RELATIVE = join('native', 'fanotify', 'build', 'Release', 'fanotify.node')
 let loaded: {addon: Addon} | {reason: string} | undefined
@@ -180,8 +184,11 @@ export class FanotifyGuard {
     return guard
   }
 
-  /** Guards one regular file (an inode mark: the file, not its name). Throws naming the path. */
-  mark(path: string): void {
+  /**
+   * Guards one regular file (an inode mark: the file, not its name). Throws naming the path. With `freeze`, a
+   * process that opens it (other than the agent and the allow-listed) is stopped natively, before the handler runs.
+   */
+  mark(path: string, {freeze = false}: {freeze?: boolean} = {}): void {
     this.assertOpen()
     let stats
     try {
@@ -193,7 +200,7 @@ export class FanotifyGuard {
       throw new CometError(`cannot guard ${path} with fanotify: ${stats.isSymbolicLink() ? 'it is a symbolic link' : 'not a regular file'}`, {culprit: path})
     }
     try {
-      this.addon.mark(this.handle, path)
+      this.addon.mark(this.handle, path, freeze)
     } catch (error) {
       throw new CometError(`cannot guard ${path} with fanotify: ${(error as Error).message}`, {culprit: path, cause: error})
     }
@@ -244,7 +251,7 @@ export class FanotifyGuard {
       this.report(new Error(message.message))
       return
     }
-    const event: FanotifyEvent = {pid: message.pid, exe: message.exe, path: message.path ?? '', kinds: message.kinds, permission: message.permission}
+    const event: FanotifyEvent = {pid: message.pid, exe: message.exe, path: message.path ?? '', kinds: message.kinds, permission: message.permission, frozen: message.frozen, frozenAtNs: message.frozenAtNs}
     let answer: ReturnType<FanotifyHandler>
     try {
       answer = this.onEvent(event)

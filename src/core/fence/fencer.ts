@@ -11,6 +11,8 @@ export interface FenceOptions {
   dryRun?: boolean
   /** Run even if the latch is closed (an operator's comet fence). */
   force?: boolean
+  /** Processes caught at the sentinel: COMET_SUSPECT_PIDS for the procedures. */
+  suspects?: number[]
 }
 
 export interface Fencing {
@@ -67,7 +69,13 @@ export class Fencer {
         continue
       }
       latched = true
-      const started = this.runner.start(name, text, {COMET_NODE: this.node, COMET_SENTINEL: sentinel.path, COMET_REASON: sentinel.reason, COMET_INCIDENT: id})
+      const started = this.runner.start(name, text, {
+        COMET_NODE: this.node,
+        COMET_SENTINEL: sentinel.path,
+        COMET_REASON: sentinel.reason,
+        COMET_INCIDENT: id,
+        COMET_SUSPECT_PIDS: (options.suspects ?? []).join(' '),
+      })
       runs.push(started.run)
       finishing.push(started.finished)
     }

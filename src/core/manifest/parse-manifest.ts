@@ -5,10 +5,11 @@ import {isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type YAML
 import {CometError, errnoCode, ManifestError} from '../errors/index.js'
 import {sentinelPathProblem} from '../sentinel/sentinel-path.js'
 import {isValidName} from '../store/store-path.js'
+import {BUILTIN_PROCEDURES, DEFAULT_READ_POLICY, READ_POLICIES, type ReadPolicy} from '../topology/topology.js'
 import type {Manifest, ManifestSentinel} from './manifest.js'
 
-const TOP_LEVEL_KEYS = new Set(['node', 'sentinels', 'fencing', 'default_fencing'])
-const SENTINEL_KEYS = new Set(['path', 'create', 'fencing'])
+const TOP_LEVEL_KEYS = new Set(['node', 'sentinels', 'fencing', 'default_fencing', 'allow_readers'])
+const SENTINEL_KEYS = new Set(['path', 'create', 'fencing', 'on_read'])
 
 /** Reads and validates a manifest completely before anything is written anywhere. */
 export function loadManifest(file: string): Manifest {
@@ -41,9 +42,9 @@ export function parseManifest(file: string, text: string): Manifest {
 
   const fencing: Record<string, string> = {}
   const fencingNode = root.get('fencing', true) as Node | undefined
-  if (fencingNode === undefined || (isScalar(fencingNode) && fencingNode.value === null)) fail('fencing', fencingNode ?? root, 'is required: at least one procedure, name: shell command')
-  if (!isMap(fencingNode)) return fail('fencing', fencingNode, 'must be a mapping of procedure name to shell command')
-  for (const pair of fencingNode.items) {
+  // Optional: sentinels may use only the built-in procedures (freeze, kill).
+  if (fencingNode !== undefined && !isMap(fencingNode)) return fail('fencing', fencingNode, 'must be a mapping of procedure name to shell command')
+  for (const pair of fencingNode?.items ?? []) {
     const name = isScalar(pair.key) ? pair.key.value : undefined
     if (typeof name !== 'string' || !isValidName(name)) fail('fencing', pair.key as Node, `procedure name ${JSON.stringify(name)} must be letters, digits, '.', '_' or '-'`)
     const command = isScalar(pair.value) ? pair.value.value : undefined
@@ -52,8 +53,9 @@ export function parseManifest(file: string, text: string): Manifest {
     fencing[name as string] = command as string
   }
 
+  const known = (name: string) => name in fencing || name in BUILTIN_PROCEDURES
   const defaultFencing = optionalString(root, 'default_fencing', fail)
-  if (defaultFencing !== undefined && !(defaultFencing in fencing))
+  if (defaultFencing !== undefined && !known(defaultFencing))
     fail('default_fencing', root.get('default_fencing', true) as Node, `names ${JSON.stringify(defaultFencing)}, which is not under fencing`)
 
   const sentinelsNode = root.get('sentinels', true) as Node | undefined
@@ -81,12 +83,27 @@ export function parseManifest(file: string, text: string): Manifest {
     if (own !== undefined && typeof own !== 'string') fail(`${field}.fencing`, procedureNode, 'must be a procedure name (a string)')
     const procedure = (own as string | undefined) ?? defaultFencing
     if (procedure === undefined) fail(`${field}.fencing`, item, 'is missing and there is no default_fencing')
-    if (!((procedure as string) in fencing)) fail(`${field}.fencing`, procedureNode ?? item, `names ${JSON.stringify(procedure)}, which is not under fencing`)
+    if (!known(procedure as string)) fail(`${field}.fencing`, procedureNode ?? item, `names ${JSON.stringify(procedure)}, which is not under fencing`)
+
+    const policyNode = item.get('on_read', true) as Node | undefined
+    const onRead = policyNode === undefined ? DEFAULT_READ_POLICY : isScalar(policyNode) ? policyNode.value : undefined
+    if (!(READ_POLICIES as readonly unknown[]).includes(onRead)) fail(`${field}.on_read`, policyNode, `must be one of ${READ_POLICIES.join(', ')}`)
 
     checkOnDisk(path, create as boolean, (message) => fail(`${field}.path`, pathNode, message))
-    sentinels.push({path, create: create as boolean, procedure: procedure as string, line: lineOf(item as Node)})
+    sentinels.push({path, create: create as boolean, procedure: procedure as string, onRead: onRead as ReadPolicy, line: lineOf(item as Node)})
   })
-  return {file, node, sentinels, fencing, defaultFencing}
+
+  const readersNode = root.get('allow_readers', true) as Node | undefined
+  const allowReaders: string[] = []
+  if (readersNode !== undefined) {
+    if (!isSeq(readersNode)) fail('allow_readers', readersNode, 'must be a list of absolute paths of executables')
+    ;(readersNode as unknown as {items: Node[]}).items.forEach((reader, index) => {
+      const value = isScalar(reader) ? reader.value : undefined
+      if (typeof value !== 'string' || sentinelPathProblem(value)) fail(`allow_readers[${index}]`, reader, 'must be the absolute path of an executable')
+      allowReaders.push(value as string)
+    })
+  }
+  return {file, node, sentinels, fencing, defaultFencing, allowReaders}
 }
 
 /** An existing file must really be there; a file to create needs its directory. Neither may be a symlink. */

@@ -6,12 +6,25 @@ export const NODE_STATES: readonly NodeState[] = ['ok', 'tampered', 'fencing', '
 
 export interface TrippedSentinel {
   path: string
-  /** `manual` when an operator ran comet fence. */
-  reason: TamperReason | 'manual'
+  /** `manual` when an operator ran comet fence; `read` when fanotify caught a process opening it. */
+  reason: TamperReason | 'manual' | 'read'
   detail: string
   /** The procedure this sentinel triggers. */
   procedure: string
   at: string
+}
+
+/** A process caught touching a sentinel (through fanotify), frozen or not. */
+export interface SuspectProcess {
+  pid: number
+  ppid: number | null
+  uid: number | null
+  exe: string | null
+  cmdline: string[]
+  /** What the agent did to it: frozen (SIGSTOP), denied only, or nothing. */
+  action: 'frozen' | 'denied' | 'allowed'
+  /** CLOCK_MONOTONIC (ns) when the agent stopped it, for the freeze benchmark. */
+  frozenAtMonotonicNs?: string
 }
 
 export interface Incident {
@@ -22,6 +35,7 @@ export interface Incident {
   endedAt?: string
   sentinels: TrippedSentinel[]
   procedures: ProcedureRun[]
+  suspects?: SuspectProcess[]
 }
 
 export interface SentinelCounts {

@@ -1,7 +1,7 @@
 import {StoreDataError} from '../errors/index.js'
 import {sentinelPathProblem} from '../sentinel/sentinel-path.js'
 import {isValidName} from '../store/store-path.js'
-import {CHECKSUM_PATTERN, type SentinelMode, type SentinelSpec} from './topology.js'
+import {CHECKSUM_PATTERN, DEFAULT_READ_POLICY, READ_POLICIES, type ReadPolicy, type SentinelMode, type SentinelSpec} from './topology.js'
 
 /**
  * The seed's `comets/<node>` document: keys `<node>:already_present:<path>` and `<node>:create:<path>` map to a
@@ -19,10 +19,29 @@ export function procedureKey(node: string, path: string): string {
   return `${node}:fencing_procedure:${path}`
 }
 
+export function readPolicyKey(node: string, path: string): string {
+  return `${node}:on_read:${path}`
+}
+
+export function allowReaderKey(node: string, executable: string): string {
+  return `${node}:allow_reader:${executable}`
+}
+
+export interface CometsContent {
+  sentinels: SentinelSpec[]
+  allowReaders: string[]
+}
+
 /** Reads a `comets/<node>` document; anything that breaks the layout is refused with the key that breaks it. */
 export function parseCometsDocument(node: string, storeKey: string, data: Record<string, unknown>): SentinelSpec[] {
+  return parseComets(node, storeKey, data).sentinels
+}
+
+export function parseComets(node: string, storeKey: string, data: Record<string, unknown>): CometsContent {
   const sentinels = new Map<string, SentinelSpec>()
   const procedures = new Map<string, string>()
+  const policies = new Map<string, ReadPolicy>()
+  const allowReaders: string[] = []
   for (const [key, value] of Object.entries(data)) {
     // Built only when something is wrong: this loop runs once per key, 200 000 times on a large server.
     const where = () => `${storeKey} key ${JSON.stringify(key)}`
@@ -39,12 +58,17 @@ export function parseCometsDocument(node: string, storeKey: string, data: Record
     if (kind === 'fencing_procedure') {
       if (!isValidName(value)) throw new StoreDataError(where(), `${JSON.stringify(value)} is not a valid procedure name`)
       procedures.set(path, value)
+    } else if (kind === 'on_read') {
+      if (!(READ_POLICIES as readonly string[]).includes(value)) throw new StoreDataError(where(), `${JSON.stringify(value)} is not a read policy (${READ_POLICIES.join(', ')})`)
+      policies.set(path, value as ReadPolicy)
+    } else if (kind === 'allow_reader') {
+      allowReaders.push(path)
     } else if ((MODES as readonly string[]).includes(kind)) {
       if (value !== '' && !CHECKSUM_PATTERN.test(value)) throw new StoreDataError(where(), 'the checksum must be empty or 64 lowercase hex digits (sha256)')
       if (sentinels.has(path)) throw new StoreDataError(where(), `the path is listed both as create and as already_present`)
-      sentinels.set(path, {path, mode: kind as SentinelMode, checksum: value, procedure: ''})
+      sentinels.set(path, {path, mode: kind as SentinelMode, checksum: value, procedure: '', onRead: DEFAULT_READ_POLICY})
     } else {
-      throw new StoreDataError(where(), `unknown kind ${JSON.stringify(kind)} (expected create, already_present or fencing_procedure)`)
+      throw new StoreDataError(where(), `unknown kind ${JSON.stringify(kind)} (expected create, already_present, fencing_procedure, on_read or allow_reader)`)
     }
   }
   for (const [path, procedure] of procedures) {
@@ -52,16 +76,24 @@ export function parseCometsDocument(node: string, storeKey: string, data: Record
     if (!sentinel) throw new StoreDataError(`${storeKey} key ${JSON.stringify(procedureKey(node, path))}`, 'names a fencing procedure for a path that is not a sentinel')
     sentinel.procedure = procedure
   }
+  for (const [path, policy] of policies) {
+    const sentinel = sentinels.get(path)
+    if (!sentinel) throw new StoreDataError(`${storeKey} key ${JSON.stringify(readPolicyKey(node, path))}`, 'names a read policy for a path that is not a sentinel')
+    sentinel.onRead = policy
+  }
   for (const sentinel of sentinels.values())
     if (sentinel.procedure === '') throw new StoreDataError(`${storeKey} key ${JSON.stringify(sentinelKey(node, sentinel.mode, sentinel.path))}`, `has no ${procedureKey(node, sentinel.path)}`)
-  return [...sentinels.values()].sort((a, b) => a.path.localeCompare(b.path))
+  return {sentinels: [...sentinels.values()].sort((a, b) => a.path.localeCompare(b.path)), allowReaders: allowReaders.sort()}
 }
 
-export function toCometsDocument(node: string, sentinels: readonly SentinelSpec[]): CometsDocument {
+export function toCometsDocument(node: string, sentinels: readonly SentinelSpec[], allowReaders: readonly string[] = []): CometsDocument {
   const document: CometsDocument = {}
   for (const sentinel of sentinels) {
     document[sentinelKey(node, sentinel.mode, sentinel.path)] = sentinel.checksum
     document[procedureKey(node, sentinel.path)] = sentinel.procedure
+    // The default is not written, so that a node described without read policies keeps the seed's layout exactly.
+    if (sentinel.onRead !== DEFAULT_READ_POLICY) document[readPolicyKey(node, sentinel.path)] = sentinel.onRead
   }
+  for (const executable of allowReaders) document[allowReaderKey(node, executable)] = ''
   return document
 }

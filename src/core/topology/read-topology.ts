@@ -1,8 +1,8 @@
 import {CometError, StoreDataError} from '../errors/index.js'
 import {StorePaths, type KvStore} from '../store/store.js'
-import {parseCometsDocument} from './comets-document.js'
+import {parseComets} from './comets-document.js'
 import {decodeProcedure} from './fencing-document.js'
-import type {Topology} from './topology.js'
+import {BUILTIN_PROCEDURES, type Topology} from './topology.js'
 
 export interface TopologyRead {
   topology: Topology
@@ -16,16 +16,20 @@ export async function readTopology(store: KvStore, node: string, timeoutMs?: num
   const document = await store.read(key, {timeoutMs})
   if (!document)
     throw new CometError(`no sentinels are defined for node ${JSON.stringify(node)} in ${store.description} (${key} is absent): run comet init --manifest FILE, or check --node`, {culprit: key})
-  const sentinels = parseCometsDocument(node, key, document.data)
+  const {sentinels, allowReaders} = parseComets(node, key, document.data)
   const names = [...new Set(sentinels.map((sentinel) => sentinel.procedure))]
   const procedures: Record<string, string> = {}
   await Promise.all(
     names.map(async (name) => {
       const procedureKey = StorePaths.fencing(name)
       const procedure = await store.read(procedureKey, {timeoutMs})
+      if (!procedure && name in BUILTIN_PROCEDURES) {
+        procedures[name] = BUILTIN_PROCEDURES[name]
+        return
+      }
       if (!procedure) throw new StoreDataError(procedureKey, `is absent, but ${key} names it as a fencing procedure`)
       procedures[name] = decodeProcedure(procedureKey, procedure.data)
     }),
   )
-  return {topology: {node, sentinels, procedures}, version: document.version}
+  return {topology: {node, sentinels, procedures, allowReaders}, version: document.version}
 }

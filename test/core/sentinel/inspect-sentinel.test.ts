@@ -19,7 +19,7 @@ function plant(): {spec: SentinelSpec; baseline: FileIdentity; directory: string
   mkdirSync(directory, {mode: 0o700})
   const path = join(directory, '.~lock.ledger.ods#')
   const {checksum, identity} = createSentinel(path)
-  return {spec: {path, mode: 'create', checksum, procedure: 'isolate'}, baseline: identity, directory}
+  return {spec: {path, mode: 'create', checksum, procedure: 'isolate', onRead: 'freeze'}, baseline: identity, directory}
 }
 
 function assertTampered(finding: Finding, reason: string): void {

@@ -37,9 +37,9 @@ function assertRefused(data: Record<string, unknown>, key: string, problem?: Reg
 describe('parseCometsDocument', () => {
   it('reads the seed layout into sentinels sorted by path', () => {
     assert.deepEqual(parseCometsDocument('web01', KEY, seed()), [
-      {path: '/srv/share/.~lock.ledger.ods#', mode: 'create', checksum: SUM_A, procedure: 'isolate'},
-      {path: '/srv/share/aaa-invoices.xlsx', mode: 'create', checksum: '', procedure: 'isolate'},
-      {path: '/var/lib/app/orders.db', mode: 'already_present', checksum: SUM_B, procedure: 'stop-db'},
+      {path: '/srv/share/.~lock.ledger.ods#', mode: 'create', checksum: SUM_A, procedure: 'isolate', onRead: 'freeze'},
+      {path: '/srv/share/aaa-invoices.xlsx', mode: 'create', checksum: '', procedure: 'isolate', onRead: 'freeze'},
+      {path: '/var/lib/app/orders.db', mode: 'already_present', checksum: SUM_B, procedure: 'stop-db', onRead: 'freeze'},
     ])
   })
 
@@ -112,8 +112,8 @@ describe('toCometsDocument', () => {
 
   it('round-trips through parseCometsDocument', () => {
     const sentinels: SentinelSpec[] = [
-      {path: '/a/first', mode: 'create', checksum: '', procedure: 'isolate'},
-      {path: '/b/second:with-colon', mode: 'already_present', checksum: SUM_B, procedure: 'stop-db'},
+      {path: '/a/first', mode: 'create', checksum: '', procedure: 'isolate', onRead: 'freeze'},
+      {path: '/b/second:with-colon', mode: 'already_present', checksum: SUM_B, procedure: 'stop-db', onRead: 'freeze'},
     ]
     assert.deepEqual(parseCometsDocument('db01', 'comets/db01', toCometsDocument('db01', sentinels)), sentinels)
   })
