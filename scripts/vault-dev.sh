@@ -14,10 +14,13 @@
 #   VAULT_DEV_TOKEN   root token to use (default: comet-dev-root)
 #   VAULT_DEV_PORT    port to listen on (default: a free one picked at random)
 #   VAULT_BIN         use this vault binary instead of building one
+#   VAULT_DEV_TIMEOUT seconds to wait for /v1/sys/health (default: 60)
 #   COMET_VAULT_CACHE where test/vault/build.sh keeps built binaries
 #
 # stdout gets only the `export VAULT_ADDR=...` and `export VAULT_TOKEN=...`
-# lines once the server is healthy; Vault's own log goes to stderr.
+# lines once the server is healthy; Vault's own log goes to stderr. The script
+# exec's into `vault server -dev`, so its pid is the server's: SIGTERM/SIGINT
+# (or SIGKILL) on it stops the server. Data lives in memory only.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -48,38 +51,6 @@ free_port() {
 port="${VAULT_DEV_PORT:-$(free_port)}"
 addr="http://127.0.0.1:${port}"
 
-# Keep the dev server away from the user's ~/.vault-token and config.
-vhome="$(mktemp -d "${TMPDIR:-/tmp}/vault-dev.XXXXXX")"
-
-vault_pid=""
-cleanup() {
-  if [[ -n "$vault_pid" ]] && kill -0 "$vault_pid" 2>/dev/null; then
-    kill -TERM "$vault_pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-      kill -0 "$vault_pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$vault_pid" 2>/dev/null || true
-    wait "$vault_pid" 2>/dev/null || true
-  fi
-  rm -rf "$vhome"
-}
-trap cleanup EXIT
-trap 'exit 143' TERM
-trap 'exit 130' INT
-trap 'exit 129' HUP
-
-log "starting $("$vault_bin" version 2>/dev/null | head -n1) on $addr"
-# The root token must be given on the command line for -dev mode; it is a
-# throwaway dev token. VAULT_ADDR/VAULT_TOKEN from the caller are cleared so
-# the server's own dev-mode client does not pick them up.
-env -u VAULT_TOKEN -u VAULT_ADDR HOME="$vhome" VAULT_DISABLE_MLOCK=true \
-  "$vault_bin" server -dev \
-  -dev-root-token-id="$token" \
-  -dev-listen-address="127.0.0.1:${port}" \
-  -dev-no-store-token >&2 &
-vault_pid=$!
-
 health() {
   if command -v curl >/dev/null 2>&1; then
     [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$addr/v1/sys/health" 2>/dev/null)" == "200" ]]
@@ -94,29 +65,39 @@ PY
   fi
 }
 
-deadline=$(( $(date +%s) + ${VAULT_DEV_TIMEOUT:-60} ))
-until health; do
-  if ! kill -0 "$vault_pid" 2>/dev/null; then
-    log "error: vault exited before becoming healthy"
-    exit 1
-  fi
-  if (( $(date +%s) >= deadline )); then
-    log "error: vault not healthy at $addr after ${VAULT_DEV_TIMEOUT:-60}s"
-    exit 1
-  fi
-  sleep 0.2
-done
+# This script exec's into vault below, so this shell's pid becomes vault's
+# pid: killing it (even with SIGKILL) stops the server, and nothing is left
+# behind. A background watcher prints the export lines once vault answers.
+server_pid=$$
+timeout_s="${VAULT_DEV_TIMEOUT:-60}"
+# Double fork so the watcher is not left as a zombie child of vault.
+( (
+  deadline=$(( $(date +%s) + timeout_s ))
+  until health; do
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+      log "error: vault exited before becoming healthy"
+      exit 1
+    fi
+    if (( $(date +%s) >= deadline )); then
+      log "error: vault not healthy at $addr after ${timeout_s}s; stopping it"
+      kill -TERM "$server_pid" 2>/dev/null || true
+      exit 1
+    fi
+    sleep 0.2
+  done
+  log "vault is up (pid $server_pid) at $addr; kill $server_pid to stop it"
+  printf 'export VAULT_ADDR=%s\n' "$addr"
+  printf 'export VAULT_TOKEN=%s\n' "$token"
+) </dev/null & )
 
-log "vault is up (pid $vault_pid); Ctrl-C or kill $$ to stop"
-printf 'export VAULT_ADDR=%s\n' "$addr"
-printf 'export VAULT_TOKEN=%s\n' "$token"
-
-# Stay in the foreground until vault exits or we are killed (the traps then
-# stop vault). `wait` returns early on a trapped signal, so loop on it.
-set +e
-while kill -0 "$vault_pid" 2>/dev/null; do
-  wait "$vault_pid"
-  rc=$?
-done
-vault_pid=""
-exit "${rc:-0}"
+log "starting $("$vault_bin" version 2>/dev/null | head -n1) on $addr"
+# -dev needs the root token on the command line; it is a throwaway dev token.
+# -dev-no-store-token: don't write ~/.vault-token. VAULT_ADDR/VAULT_TOKEN from
+# the caller are cleared so that the server's own dev client ignores them.
+# Vault's output goes to stderr; stdout carries only the export lines.
+unset VAULT_TOKEN VAULT_ADDR
+export VAULT_DISABLE_MLOCK=true
+exec "$vault_bin" server -dev \
+  -dev-root-token-id="$token" \
+  -dev-listen-address="127.0.0.1:${port}" \
+  -dev-no-store-token >&2

@@ -1,0 +1,153 @@
+import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
+import {mkdirSync, writeFileSync} from 'node:fs'
+import {createServer, type Server, type Socket} from 'node:net'
+import {join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+const BUILD = fileURLToPath(new URL('../../../test/vault/build.sh', import.meta.url))
+
+let binary: string | undefined
+
+/** The real Vault server built from the Go module proxy by test/vault/build.sh (once; cached outside the repo). */
+export function vaultBinary(): string {
+  binary ??= execFileSync('bash', [BUILD], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 3_600_000}).trim().split('\n').at(-1) as string
+  return binary
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const {port} = server.address() as {port: number}
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/**
+ * A real Vault server on loopback with file storage, so that it can be stopped and started again with its data:
+ * initialised with one unseal key, unsealed, KV v2 mounted at secret/.
+ */
+export class VaultServer {
+  rootToken = ''
+  private unsealKey = ''
+  private process?: ChildProcess
+  log = ''
+
+  private constructor(
+    readonly directory: string,
+    readonly port: number,
+  ) {}
+
+  get address(): string {
+    return `http://127.0.0.1:${this.port}`
+  }
+
+  static async start(directory: string): Promise<VaultServer> {
+    const server = new VaultServer(directory, await freePort())
+    mkdirSync(join(directory, 'data'), {recursive: true})
+    writeFileSync(
+      join(directory, 'config.hcl'),
+      `storage "file" {\n  path = "${join(directory, 'data')}"\n}\nlistener "tcp" {\n  address = "127.0.0.1:${server.port}"\n  tls_disable = true\n}\ndisable_mlock = true\napi_addr = "${server.address}"\nui = false\n`,
+    )
+    await server.launch()
+    const init = await server.api('PUT', '/v1/sys/init', {secret_shares: 1, secret_threshold: 1}, '')
+    server.unsealKey = init.body.keys[0]
+    server.rootToken = init.body.root_token
+    await server.unseal()
+    await server.api('POST', '/v1/sys/mounts/secret', {type: 'kv', options: {version: '2'}})
+    return server
+  }
+
+  private async launch(): Promise<void> {
+    const child = spawn(vaultBinary(), ['server', `-config=${join(this.directory, 'config.hcl')}`], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, VAULT_LOG_LEVEL: 'warn'}})
+    child.stdout!.on('data', (chunk) => (this.log += chunk))
+    child.stderr!.on('data', (chunk) => (this.log += chunk))
+    this.process = child
+    const deadline = Date.now() + 30_000
+    for (;;) {
+      try {
+        const response = await fetch(`${this.address}/v1/sys/health?sealedcode=200&uninitcode=200`)
+        if (response.status === 200) return
+      } catch {}
+      if (child.exitCode !== null) throw new Error(`vault exited (${child.exitCode}): ${this.log}`)
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL')
+        throw new Error(`vault did not start: ${this.log}`)
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+
+  private async unseal(): Promise<void> {
+    await this.api('PUT', '/v1/sys/unseal', {key: this.unsealKey}, '')
+    const deadline = Date.now() + 30_000
+    while (Date.now() < deadline) {
+      const health = await fetch(`${this.address}/v1/sys/health`)
+      if (health.status === 200) return
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    throw new Error(`vault did not become active: ${this.log}`)
+  }
+
+  async stop(): Promise<void> {
+    const child = this.process
+    if (!child || child.exitCode !== null) return
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    child.kill('SIGTERM')
+    await exited
+    this.process = undefined
+  }
+
+  /** Starts the same server again on the same port, with its data, and unseals it. */
+  async restart(): Promise<void> {
+    await this.stop()
+    await this.launch()
+    await this.unseal()
+  }
+
+  /** Vault's HTTP API, as an operator would call it with curl. */
+  async api(method: string, path: string, body?: unknown, token = this.rootToken): Promise<{status: number; body: any}> {
+    const response = await fetch(`${this.address}${path}`, {
+      method,
+      headers: {...(token ? {'X-Vault-Token': token} : {}), 'Content-Type': 'application/json'},
+      body: body === undefined ? undefined : JSON.stringify(body),
+    })
+    const text = await response.text()
+    const parsed = text ? JSON.parse(text) : undefined
+    if (response.status >= 400 && token === this.rootToken) throw new Error(`${method} ${path}: ${response.status} ${text}`)
+    return {status: response.status, body: parsed}
+  }
+
+  /** Writes a KV v2 document at secret/<path>. */
+  async put(path: string, data: Record<string, unknown>): Promise<void> {
+    await this.api('POST', `/v1/secret/data/${path}`, {data})
+  }
+
+  async get(path: string): Promise<Record<string, any> | undefined> {
+    const response = await fetch(`${this.address}/v1/secret/data/${path}`, {headers: {'X-Vault-Token': this.rootToken}})
+    if (response.status === 404) return undefined
+    return (await response.json()).data.data
+  }
+}
+
+/** A socket that accepts connections and never answers: a Vault black-holed by a firewall or a hung host. */
+export async function blackHole(): Promise<{address: string; close: () => Promise<void>}> {
+  const sockets = new Set<Socket>()
+  const server: Server = createServer((socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+    socket.on('error', () => {})
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const {port} = server.address() as {port: number}
+  return {
+    address: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise((resolve) => {
+        for (const socket of sockets) socket.destroy()
+        server.close(() => resolve())
+      }),
+  }
+}
