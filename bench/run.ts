@@ -1,16 +1,17 @@
 /**
  * `npm run bench`: every benchmark, each against a baseline measured in the same run; a JSON summary at the end.
- * BENCH_ONLY=latency,vault,drills,scale picks some; BENCH_OUTPUT=FILE also writes the summary there.
+ * BENCH_ONLY=latency,vault,freeze,drills,scale picks some; BENCH_OUTPUT=FILE also writes the summary there.
  */
 import {writeFileSync} from 'node:fs'
 import {cpus, totalmem} from 'node:os'
 
 import {benchDetectToFence} from './detect-to-fence.js'
 import {benchDrills} from './drills/run-drills.js'
+import {benchFanotifyFreeze} from './fanotify-freeze.js'
 import {benchScale} from './scale.js'
 import {benchVaultBlackhole} from './vault-blackhole.js'
 
-const only = new Set((process.env.BENCH_ONLY ?? 'latency,vault,drills,scale').split(',').map((name) => name.trim()))
+const only = new Set((process.env.BENCH_ONLY ?? 'latency,vault,freeze,drills,scale').split(',').map((name) => name.trim()))
 const summary: Record<string, unknown> = {
   machine: {cpus: cpus().length, model: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version},
   date: new Date().toISOString(),
@@ -26,6 +27,11 @@ if (only.has('vault')) {
   const trials = Number(process.env.BENCH_TRIALS ?? 200)
   say(`detection-to-fence latency with Vault up and with Vault black-holed, ${trials} trials each...`)
   summary.vaultBlackhole = await benchVaultBlackhole(trials)
+}
+if (only.has('freeze')) {
+  const trials = Number(process.env.BENCH_TRIALS ?? 200)
+  say(`fanotify: open() of a sentinel to the reader frozen, ${trials} trials...`)
+  summary.fanotifyFreeze = await benchFanotifyFreeze(trials)
 }
 if (only.has('drills')) {
   const files = Number(process.env.BENCH_DRILL_FILES ?? 10_000)

@@ -9,9 +9,14 @@ export const RUN_JS = join(ROOT, 'bin', 'run.js')
 
 /** Compiles bench/monostamp.c once into a cache outside the repository. */
 export function monostamp(): string {
+  return compiled('monostamp')
+}
+
+/** Compiles bench/<name>.c once into a cache outside the repository. */
+export function compiled(name: string): string {
   const cache = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'safecomet', 'bench')
-  const binary = join(cache, 'monostamp')
-  const source = join(ROOT, 'bench', 'monostamp.c')
+  const binary = join(cache, name)
+  const source = join(ROOT, 'bench', `${name}.c`)
   if (!existsSync(binary) || statSync(binary).mtimeMs < statSync(source).mtimeMs) {
     mkdirSync(cache, {recursive: true})
     execFileSync('cc', ['-O2', '-o', binary, source])

@@ -62,9 +62,14 @@ function status(node: TestNode) {
 }
 
 describe('fanotify: trip on first touch (comet watch as root)', () => {
+  let watch: ChildProcess
+  // Registered first, so that it runs first: the agent stops before its fixture folder is removed.
+  after(async () => {
+    watch?.kill('SIGTERM')
+    if (watch && watch.exitCode === null) await new Promise((resolve) => watch.once('exit', resolve))
+  })
   // Made here, not in before(): tempDir() registers its clean-up with after(), which belongs to the suite.
   const node = new TestNode(tempDir())
-  let watch: ChildProcess
   let log = ''
   const sentinels: Record<string, string> = {}
   const contents: Record<string, Buffer> = {}
@@ -94,10 +99,6 @@ allow_readers:
     assert.match(log, /detectors: fanotify \(reads blocked\) and inotify/)
   })
 
-  after(async () => {
-    watch?.kill('SIGTERM')
-    if (watch && watch.exitCode === null) await new Promise((resolve) => watch.once('exit', resolve))
-  })
 
   for (const encryptor of ENCRYPTORS)
     it(`${encryptor.name}: the encryptor is denied and frozen, its output holds none of the sentinel, the incident names its pid and exe`, async () => {

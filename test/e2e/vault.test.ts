@@ -162,4 +162,37 @@ describe('comet with --store vault, against a real Vault server', () => {
     assert.match(refused.stderr, /secret_id is readable by other users/)
     assert.ok(!refused.stderr.includes(secretId))
   })
+
+  it('AppRole: a long-running agent keeps reporting after its token\'s TTL has passed several times', async () => {
+    const f = await initialised()
+    await vault.api('POST', '/v1/sys/auth/approle', {type: 'approle'}).catch(() => undefined)
+    await vault.api('POST', '/v1/auth/approle/role/comet-short', {token_policies: ['comet-node-web01'], token_ttl: '3s', token_max_ttl: '1h'})
+    const roleFile = join(f.node.root, 'role_id')
+    const secretFile = join(f.node.root, 'secret_id')
+    writeFileSync(roleFile, (await vault.api('GET', '/v1/auth/approle/role/comet-short/role-id')).body.data.role_id, {mode: 0o600})
+    writeFileSync(secretFile, (await vault.api('POST', '/v1/auth/approle/role/comet-short/secret-id', {})).body.data.secret_id, {mode: 0o600})
+    const env = {COMET_STORE: 'vault', VAULT_ADDR: vault.address, VAULT_TOKEN: '', COMET_VAULT_ROLE_ID_FILE: roleFile, COMET_VAULT_SECRET_ID_FILE: secretFile}
+    const watch = f.node.spawn(['watch', '--interval', '1', '--no-fanotify'], env)
+    let log = ''
+    watch.stderr!.on('data', (chunk) => (log += chunk))
+    try {
+      await waitFor('the agent to watch', () => log.includes('watching'), 20_000)
+      await new Promise((resolve) => setTimeout(resolve, 8000))
+      const before = (await vault.get('comet-status/web01'))?.heartbeatAt
+      appendFileSync(f.planted[0], 'encrypted')
+      await waitFor('the incident to reach Vault after the token TTL passed', () => f.fenceRuns().length > 0, 10_000)
+      const deadline = Date.now() + 10_000
+      let status = await vault.get('comet-status/web01')
+      while (Date.now() < deadline && !status?.incidents?.some((incident: {sentinels: Array<{path: string}>}) => incident.sentinels.some((s) => s.path === f.planted[0]))) {
+        await new Promise((resolve) => setTimeout(resolve, 200))
+        status = await vault.get('comet-status/web01')
+      }
+      assert.ok(status?.incidents?.some((incident: {sentinels: Array<{path: string}>}) => incident.sentinels.some((s) => s.path === f.planted[0])), log)
+      assert.ok(status?.heartbeatAt > (before ?? ''), 'heartbeats went on')
+      assert.doesNotMatch(log, /report not delivered/)
+    } finally {
+      watch.kill('SIGTERM')
+      await new Promise((resolve) => watch.once('exit', resolve))
+    }
+  })
 })

@@ -238,8 +238,20 @@ describe('parseManifest: syntax and types', () => {
     assertRejected(text, 'node', 1)
   })
 
-  it('refuses a missing fencing section', () => {
+  it('refuses a sentinel with no procedure when there is no fencing section', () => {
     const text = `sentinels:\n  - path: ${existing}\n`
-    assert.throws(() => parseManifest(FILE, text), (error: unknown) => error instanceof ManifestError && error.field === 'fencing')
+    assert.throws(() => parseManifest(FILE, text), (error: unknown) => error instanceof ManifestError && error.field === 'sentinels[0].fencing' && /no default_fencing/.test(error.message))
+  })
+
+  it('accepts the built-in procedures freeze and kill without a fencing section, and read policies', () => {
+    const manifest = parseManifest(FILE, `sentinels:\n  - path: ${existing}\n    on_read: deny\n    fencing: kill\ndefault_fencing: freeze\nallow_readers:\n  - /usr/bin/restic\n`)
+    assert.equal(manifest.sentinels[0].procedure, 'kill')
+    assert.equal(manifest.sentinels[0].onRead, 'deny')
+    assert.deepEqual(manifest.allowReaders, ['/usr/bin/restic'])
+    assert.deepEqual(manifest.fencing, {})
+  })
+
+  it('refuses an unknown read policy, naming the field', () => {
+    assert.throws(() => parseManifest(FILE, `sentinels:\n  - path: ${existing}\n    on_read: maybe\ndefault_fencing: freeze\n`), /sentinels\[0\]\.on_read: must be one of deny, freeze, fence, allow/)
   })
 })
