@@ -11,11 +11,11 @@ import {spawn, type ChildProcess} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {readdir, readFile} from 'node:fs/promises'
-import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {pathToFileURL} from 'node:url'
 
+import {freePort} from '../test/support/vault-server.js'
 import {emptyStatus} from '../src/core/report/apply-report.js'
 import type {NodeStatus} from '../src/core/report/node-status.js'
 import {EmbeddedStore} from '../src/core/store/embedded.js'
@@ -200,16 +200,6 @@ function processMemory(pid: number): {rssMiB: number; peakRssMiB: number} {
   return {rssMiB: round(kib('VmRSS') / 1024, 1), peakRssMiB: round(kib('VmHWM') / 1024, 1)}
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const {port} = server.address() as {port: number}
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   process.stdout.write(JSON.stringify(await benchExportScrape(), null, 2) + '\n')

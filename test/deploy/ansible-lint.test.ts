@@ -1,17 +1,14 @@
 import assert from 'node:assert/strict'
-import {spawn, spawnSync} from 'node:child_process'
+import {spawn} from 'node:child_process'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {describe, it} from 'node:test'
 
+import {requireTool} from './deploy-files.js'
 import {tempDir} from '../support/temp-dir.js'
 
 const ANSIBLE_DIR = fileURLToPath(new URL('../../../deploy/ansible/', import.meta.url))
 
-function requireTool(name: string, debianPackage: string): void {
-  const found = spawnSync('sh', ['-c', `command -v ${name}`], {encoding: 'utf8'}).stdout.trim()
-  if (!found) assert.fail(`${name} not found: install the Debian package ${debianPackage}`)
-}
 
 function run(command: string, args: string[], options: {env: NodeJS.ProcessEnv; cwd: string}): Promise<{status: number | null; output: string}> {
   return new Promise((resolve, reject) => {

@@ -5,6 +5,7 @@ import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {after, before, describe, it} from 'node:test'
 
+import {requireTool} from './deploy-files.js'
 import {RUN_JS} from '../support/cli.js'
 import {tempDir} from '../support/temp-dir.js'
 import {VaultServer} from '../support/vault-server.js'
@@ -13,10 +14,6 @@ const REPO = fileURLToPath(new URL('../../../', import.meta.url))
 const ROLES = join(REPO, 'deploy', 'ansible', 'roles')
 const RENDER = join(REPO, 'deploy', 'vault', 'render-policy.sh')
 
-function requireTool(name: string, debianPackage: string): void {
-  const found = spawnSync('sh', ['-c', `command -v ${name}`], {encoding: 'utf8'}).stdout.trim()
-  if (!found) assert.fail(`${name} not found: install the Debian package ${debianPackage}`)
-}
 
 /** The Python that runs Ansible (and so its modules on localhost) must have hvac for community.hashi_vault. */
 function requireHvac(): void {

@@ -1,4 +1,5 @@
-/** Shared by the test/deploy tests: where the deploy files are, the Prometheus binaries, and reading PromQL. */
+/** Shared by the test/deploy tests: where the deploy files are, the tools they need, the Prometheus binaries, and reading PromQL. */
+import assert from 'node:assert/strict'
 import {spawnSync} from 'node:child_process'
 import {existsSync, readFileSync} from 'node:fs'
 import {delimiter, join} from 'node:path'
@@ -7,6 +8,12 @@ import {fileURLToPath} from 'node:url'
 import {parse} from 'yaml'
 
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url))
+
+/** A missing tool fails the test with the Debian package that brings it. */
+export function requireTool(name: string, debianPackage: string): void {
+  const found = spawnSync('sh', ['-c', `command -v ${name}`], {encoding: 'utf8'}).stdout.trim()
+  if (!found) assert.fail(`${name} not found: install the Debian package ${debianPackage}`)
+}
 export const PROMETHEUS_DIR = join(REPO, 'deploy', 'prometheus')
 export const PROMETHEUS_CONFIG = join(PROMETHEUS_DIR, 'prometheus.yml')
 export const RULES = join(PROMETHEUS_DIR, 'rules', 'comet.rules.yml')

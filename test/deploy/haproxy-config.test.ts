@@ -5,15 +5,12 @@ import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {before, describe, it} from 'node:test'
 
+import {requireTool} from './deploy-files.js'
 import {tempDir} from '../support/temp-dir.js'
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url))
 const ROLES = join(REPO, 'deploy', 'ansible', 'roles')
 
-function requireTool(name: string, debianPackage: string): void {
-  const found = spawnSync('sh', ['-c', `command -v ${name}`], {encoding: 'utf8'}).stdout.trim()
-  if (!found) assert.fail(`${name} not found: install the Debian package ${debianPackage}`)
-}
 
 interface Run {
   status: number | null

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import {chmodSync, renameSync, rmSync, truncateSync, utimesSync, writeFileSync, appendFileSync} from 'node:fs'
 import {describe, it} from 'node:test'
 
+import {startWatch} from '../support/cli.js'
 import {makeFixture, waitFor, type Fixture} from '../support/fixture.js'
 
 /** Each way ransomware (or an operator) can touch a sentinel, and what comet must make of it. */
@@ -80,11 +81,9 @@ describe('comet watch on each tampering', () => {
   for (const tampering of TAMPERINGS)
     it(`${tampering.name}: detected and fenced once while watching`, async () => {
       const f = initialised()
-      const watch = f.node.spawn(['watch', '--interval', '3600', '--no-fanotify'])
-      let log = ''
-      watch.stderr!.on('data', (chunk) => (log += chunk))
+      const agent = await startWatch(f.node, ['--no-fanotify'])
+      let code: number | null
       try {
-        await waitFor('the agent to watch', () => log.includes('watching'))
         tampering.act(f.planted[0])
         await waitFor('the procedure to run', () => f.fenceRuns().length > 0)
         // Events keep coming (write, close, rename); none may run the procedure again.
@@ -93,41 +92,33 @@ describe('comet watch on each tampering', () => {
         assert.equal(runs.length, 1)
         assert.equal(runs[0].split(' ')[1], tampering.reason)
       } finally {
-        watch.kill('SIGTERM')
+        code = await agent.stop()
       }
-      const [code] = await new Promise<[number | null]>((resolve) => watch.on('exit', (c) => resolve([c])))
-      assert.equal(code, 0, log)
+      assert.equal(code, 0, agent.log())
     })
 
   it('the removal of a sentinel\'s directory fences', async () => {
     const f = initialised()
-    const watch = f.node.spawn(['watch', '--interval', '3600', '--no-fanotify'])
-    let log = ''
-    watch.stderr!.on('data', (chunk) => (log += chunk))
+    const agent = await startWatch(f.node, ['--no-fanotify'])
+    let code: number | null
     try {
-      await waitFor('the agent to watch', () => log.includes('watching'))
       renameSync(f.node.data, `${f.node.data}.gone`)
       await waitFor('the procedure to run', () => f.fenceRuns().length > 0)
       assert.match(f.fenceRuns()[0], / directory-removed /)
     } finally {
-      watch.kill('SIGTERM')
+      // The agent still writes its spool while stopping; the fixture folder goes only after it exited.
+      code = await agent.stop()
     }
-    // The agent still writes its spool while stopping; the fixture folder goes only after it exited.
-    assert.equal(await new Promise((resolve) => watch.on('exit', resolve)), 0, log)
+    assert.equal(code, 0, agent.log())
   })
 
   it('touch is not a fence while watching, and SIGINT exits 0', async () => {
     const f = initialised()
-    const watch = f.node.spawn(['watch', '--interval', '3600', '--no-fanotify'])
-    let log = ''
-    watch.stderr!.on('data', (chunk) => (log += chunk))
-    await waitFor('the agent to watch', () => log.includes('watching'))
+    const agent = await startWatch(f.node, ['--no-fanotify'])
     utimesSync(f.planted[0], new Date(), new Date())
     chmodSync(f.planted[1], 0o640)
     await new Promise((resolve) => setTimeout(resolve, 500))
     assert.deepEqual(f.fenceRuns(), [])
-    watch.kill('SIGINT')
-    const code = await new Promise((resolve) => watch.on('exit', resolve))
-    assert.equal(code, 0, log)
+    assert.equal(await agent.stop('SIGINT'), 0, agent.log())
   })
 })

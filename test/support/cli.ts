@@ -55,3 +55,35 @@ export class TestNode {
     return file
   }
 }
+
+/** A running `comet watch`: its log so far, and a stop that resolves with its exit code once it has exited. */
+export interface RunningAgent {
+  process: ChildProcess
+  log: () => string
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>
+}
+
+/** Starts `comet watch` and waits until it watches. */
+export async function startWatch(node: TestNode, args: string[] = [], env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000): Promise<RunningAgent> {
+  const child = node.spawn(['watch', '--interval', '3600', ...args], env)
+  let log = ''
+  child.stderr!.on('data', (chunk) => (log += chunk))
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  const agent: RunningAgent = {
+    process: child,
+    log: () => log,
+    stop: (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+      return exited
+    },
+  }
+  const deadline = Date.now() + timeoutMs
+  while (!log.includes('watching')) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await agent.stop('SIGKILL')
+      throw new Error(`comet watch did not start: ${log}`)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  return agent
+}
