@@ -90,8 +90,8 @@ export async function measureComet(root: string, stamp: string, trials: number, 
   const sentinels = Array.from({length: trials}, (_, index) => join(directory, `sentinel-${index}.dat`))
   const stamps = join(root, 'comet.stamps')
   // One procedure per sentinel, since each procedure runs at most once until comet reset.
+  // No node: in the manifest: COMET_NODE names it, so that two runs can share one store.
   const manifest = [
-    'node: bench',
     'sentinels:',
     ...sentinels.flatMap((sentinel, index) => [`  - path: ${sentinel}`, '    create: true', `    fencing: p${index}`]),
     'fencing:',

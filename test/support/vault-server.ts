@@ -1,5 +1,7 @@
 import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
 import {mkdirSync, writeFileSync} from 'node:fs'
+import {request as httpRequest} from 'node:http'
+import {request as httpsRequest} from 'node:https'
 import {createServer, type Server, type Socket} from 'node:net'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -25,6 +27,27 @@ export function freePort(): Promise<number> {
   })
 }
 
+export interface VaultTls {
+  certFile: string
+  keyFile: string
+  /** The CA that signed the certificate: what clients need in VAULT_CACERT. */
+  ca: Buffer
+}
+
+/** One HTTP(S) request; with TLS, only the given CA is trusted (as VAULT_CACERT does for comet). */
+function send(url: string, method: string, headers: Record<string, string>, body: string | undefined, ca?: Buffer): Promise<{status: number; text: string}> {
+  return new Promise((resolve, reject) => {
+    const request = (url.startsWith('https:') ? httpsRequest : httpRequest)(url, {method, headers, ...(ca ? {ca} : {})}, (response) => {
+      let text = ''
+      response.setEncoding('utf8')
+      response.on('data', (chunk) => (text += chunk))
+      response.on('end', () => resolve({status: response.statusCode ?? 0, text}))
+    })
+    request.on('error', reject)
+    request.end(body)
+  })
+}
+
 /**
  * A real Vault server on loopback with file storage, so that it can be stopped and started again with its data:
  * initialised with one unseal key, unsealed, KV v2 mounted at secret/.
@@ -38,18 +61,19 @@ export class VaultServer {
   private constructor(
     readonly directory: string,
     readonly port: number,
+    readonly tls?: VaultTls,
   ) {}
 
   get address(): string {
-    return `http://127.0.0.1:${this.port}`
+    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`
   }
 
-  static async start(directory: string): Promise<VaultServer> {
-    const server = new VaultServer(directory, await freePort())
+  static async start(directory: string, tls?: VaultTls): Promise<VaultServer> {
+    const server = new VaultServer(directory, await freePort(), tls)
     mkdirSync(join(directory, 'data'), {recursive: true})
     writeFileSync(
       join(directory, 'config.hcl'),
-      `storage "file" {\n  path = "${join(directory, 'data')}"\n}\nlistener "tcp" {\n  address = "127.0.0.1:${server.port}"\n  tls_disable = true\n}\ndisable_mlock = true\napi_addr = "${server.address}"\nui = false\n`,
+      `storage "file" {\n  path = "${join(directory, 'data')}"\n}\nlistener "tcp" {\n  address = "127.0.0.1:${server.port}"\n  ${tls ? `tls_cert_file = "${tls.certFile}"\n  tls_key_file = "${tls.keyFile}"` : 'tls_disable = true'}\n}\ndisable_mlock = true\napi_addr = "${server.address}"\nui = false\n`,
     )
     await server.launch()
     const init = await server.api('PUT', '/v1/sys/init', {secret_shares: 1, secret_threshold: 1}, '')
@@ -68,7 +92,7 @@ export class VaultServer {
     const deadline = Date.now() + 30_000
     for (;;) {
       try {
-        const response = await fetch(`${this.address}/v1/sys/health?sealedcode=200&uninitcode=200`)
+        const response = await send(`${this.address}/v1/sys/health?sealedcode=200&uninitcode=200`, 'GET', {}, undefined, this.tls?.ca)
         if (response.status === 200) return
       } catch {}
       if (child.exitCode !== null) throw new Error(`vault exited (${child.exitCode}): ${this.log}`)
@@ -84,7 +108,7 @@ export class VaultServer {
     await this.api('PUT', '/v1/sys/unseal', {key: this.unsealKey}, '')
     const deadline = Date.now() + 30_000
     while (Date.now() < deadline) {
-      const health = await fetch(`${this.address}/v1/sys/health`)
+      const health = await send(`${this.address}/v1/sys/health`, 'GET', {}, undefined, this.tls?.ca)
       if (health.status === 200) return
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
@@ -109,14 +133,15 @@ export class VaultServer {
 
   /** Vault's HTTP API, as an operator would call it with curl. */
   async api(method: string, path: string, body?: unknown, token = this.rootToken): Promise<{status: number; body: any}> {
-    const response = await fetch(`${this.address}${path}`, {
+    const response = await send(
+      `${this.address}${path}`,
       method,
-      headers: {...(token ? {'X-Vault-Token': token} : {}), 'Content-Type': 'application/json'},
-      body: body === undefined ? undefined : JSON.stringify(body),
-    })
-    const text = await response.text()
-    const parsed = text ? JSON.parse(text) : undefined
-    if (response.status >= 400 && token === this.rootToken) throw new Error(`${method} ${path}: ${response.status} ${text}`)
+      {...(token ? {'X-Vault-Token': token} : {}), 'Content-Type': 'application/json'},
+      body === undefined ? undefined : JSON.stringify(body),
+      this.tls?.ca,
+    )
+    const parsed = response.text ? JSON.parse(response.text) : undefined
+    if (response.status >= 400 && token === this.rootToken) throw new Error(`${method} ${path}: ${response.status} ${response.text}`)
     return {status: response.status, body: parsed}
   }
 
@@ -126,9 +151,9 @@ export class VaultServer {
   }
 
   async get(path: string): Promise<Record<string, any> | undefined> {
-    const response = await fetch(`${this.address}/v1/secret/data/${path}`, {headers: {'X-Vault-Token': this.rootToken}})
+    const response = await send(`${this.address}/v1/secret/data/${path}`, 'GET', {'X-Vault-Token': this.rootToken}, undefined, this.tls?.ca)
     if (response.status === 404) return undefined
-    return (await response.json()).data.data
+    return JSON.parse(response.text).data.data
   }
 }
 
