@@ -1,8 +1,11 @@
 import {CometError, StoreDataError} from '../errors/index.js'
+import {mapLimit} from '../metrics/map-limit.js'
 import {StorePaths, type KvStore} from '../store/store.js'
 import {parseComets} from './comets-document.js'
 import {decodeProcedure} from './fencing-document.js'
 import {BUILTIN_PROCEDURES, type Topology} from './topology.js'
+
+const READ_CONCURRENCY = 8
 
 export interface TopologyRead {
   topology: Topology
@@ -19,8 +22,8 @@ export async function readTopology(store: KvStore, node: string, timeoutMs?: num
   const {sentinels, allowReaders} = parseComets(node, key, document.data)
   const names = [...new Set(sentinels.map((sentinel) => sentinel.procedure))]
   const procedures: Record<string, string> = {}
-  await Promise.all(
-    names.map(async (name) => {
+  // A bounded number at a time: a node may name hundreds of procedures, and the store is shared by the fleet.
+  await mapLimit(names, READ_CONCURRENCY, async (name) => {
       const procedureKey = StorePaths.fencing(name)
       const procedure = await store.read(procedureKey, {timeoutMs})
       if (!procedure && name in BUILTIN_PROCEDURES) {
@@ -29,7 +32,6 @@ export async function readTopology(store: KvStore, node: string, timeoutMs?: num
       }
       if (!procedure) throw new StoreDataError(procedureKey, `is absent, but ${key} names it as a fencing procedure`)
       procedures[name] = decodeProcedure(procedureKey, procedure.data)
-    }),
-  )
+  })
   return {topology: {node, sentinels, procedures, allowReaders}, version: document.version}
 }
