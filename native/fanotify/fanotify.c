@@ -96,7 +96,8 @@ typedef struct guard {
   char *allow[MAX_ALLOW];
   size_t allow_count;
   inode_t *freeze;
-  size_t freeze_count, freeze_capacity;
+  unsigned char *freeze_state;
+  size_t freeze_count, freeze_used, freeze_capacity; /* live entries; live and tombstones; slots (a power of two) */
   char *self_exe; /* processes of the agent's own executable are left to JavaScript, which knows its own commands */
   stats_t stats;
 } guard_t;
@@ -218,13 +219,68 @@ static bool allow_listed(guard_t *g, const char *exe) {
   return false;
 }
 
+/* The freeze set: an open-addressing hash table of (dev, ino), so that marking 100 000 sentinels stays linear. */
+#define SLOT_EMPTY 0
+#define SLOT_USED 1
+#define SLOT_GONE 2
+
+static size_t inode_hash(dev_t dev, ino_t ino) {
+  uint64_t h = (uint64_t)ino * 0x9E3779B97F4A7C15ULL ^ (uint64_t)dev * 0xC2B2AE3D27D4EB4FULL;
+  return (size_t)(h ^ (h >> 29));
+}
+
+/* Called with mu held: the slot of (dev, ino), or of where it would go; SIZE_MAX when the table is empty. */
+static size_t freeze_slot(guard_t *g, dev_t dev, ino_t ino, bool for_insert) {
+  if (g->freeze_capacity == 0) return SIZE_MAX;
+  size_t mask = g->freeze_capacity - 1, first_gone = SIZE_MAX;
+  for (size_t i = inode_hash(dev, ino) & mask, probes = 0; probes < g->freeze_capacity; i = (i + 1) & mask, probes++) {
+    if (g->freeze_state[i] == SLOT_EMPTY) return for_insert && first_gone != SIZE_MAX ? first_gone : (for_insert ? i : SIZE_MAX);
+    if (g->freeze_state[i] == SLOT_GONE) {
+      if (first_gone == SIZE_MAX) first_gone = i;
+      continue;
+    }
+    if (g->freeze[i].dev == dev && g->freeze[i].ino == ino) return i;
+  }
+  return for_insert ? first_gone : SIZE_MAX;
+}
+
 /* Called with mu held. */
 static bool freeze_marked(guard_t *g, int fd) {
   struct stat st;
   if (g->freeze_count == 0 || fstat(fd, &st) != 0) return false;
-  for (size_t i = 0; i < g->freeze_count; i++)
-    if (g->freeze[i].dev == st.st_dev && g->freeze[i].ino == st.st_ino) return true;
-  return false;
+  size_t slot = freeze_slot(g, st.st_dev, st.st_ino, false);
+  return slot != SIZE_MAX && g->freeze_state[slot] == SLOT_USED && g->freeze[slot].dev == st.st_dev && g->freeze[slot].ino == st.st_ino;
+}
+
+/* Called with mu held: keeps the table at most half full. */
+static bool freeze_grow(guard_t *g) {
+  if ((g->freeze_used + 1) * 2 <= g->freeze_capacity) return true;
+  size_t capacity = g->freeze_capacity ? g->freeze_capacity * 2 : 1024;
+  inode_t *slots = calloc(capacity, sizeof *slots);
+  unsigned char *state = calloc(capacity, 1);
+  if (!slots || !state) {
+    free(slots);
+    free(state);
+    return false;
+  }
+  inode_t *old = g->freeze;
+  unsigned char *old_state = g->freeze_state;
+  size_t old_capacity = g->freeze_capacity;
+  g->freeze = slots;
+  g->freeze_state = state;
+  g->freeze_capacity = capacity;
+  g->freeze_count = g->freeze_used = 0;
+  for (size_t i = 0; i < old_capacity; i++)
+    if (old_state[i] == SLOT_USED) {
+      size_t slot = freeze_slot(g, old[i].dev, old[i].ino, true);
+      g->freeze[slot] = old[i];
+      g->freeze_state[slot] = SLOT_USED;
+      g->freeze_count++;
+      g->freeze_used++;
+    }
+  free(old);
+  free(old_state);
+  return true;
 }
 
 static void handle_event(guard_t *g, const struct fanotify_event_metadata *meta) {
@@ -545,6 +601,7 @@ static void guard_finalize(napi_env env, void *data, void *hint) {
   guard_shutdown(g, false);
   for (size_t i = 0; i < g->allow_count; i++) free(g->allow[i]);
   free(g->freeze);
+  free(g->freeze_state);
   free(g->self_exe);
   pthread_mutex_destroy(&g->mu);
   free(g);
@@ -704,21 +761,19 @@ static void track_freeze(guard_t *g, const char *path, bool freeze) {
   struct stat st;
   if (lstat(path, &st) != 0) return;
   pthread_mutex_lock(&g->mu);
-  for (size_t i = 0; i < g->freeze_count; i++)
-    if (g->freeze[i].dev == st.st_dev && g->freeze[i].ino == st.st_ino) {
-      g->freeze[i] = g->freeze[--g->freeze_count];
-      break;
+  size_t slot = freeze_slot(g, st.st_dev, st.st_ino, false);
+  bool present = slot != SIZE_MAX && g->freeze_state[slot] == SLOT_USED;
+  if (present && !freeze) {
+    g->freeze_state[slot] = SLOT_GONE;
+    g->freeze_count--;
+  } else if (!present && freeze && freeze_grow(g)) {
+    slot = freeze_slot(g, st.st_dev, st.st_ino, true);
+    if (slot != SIZE_MAX) {
+      if (g->freeze_state[slot] == SLOT_EMPTY) g->freeze_used++;
+      g->freeze[slot] = (inode_t){st.st_dev, st.st_ino};
+      g->freeze_state[slot] = SLOT_USED;
+      g->freeze_count++;
     }
-  if (freeze) {
-    if (g->freeze_count == g->freeze_capacity) {
-      size_t capacity = g->freeze_capacity ? g->freeze_capacity * 2 : 64;
-      inode_t *grown = realloc(g->freeze, capacity * sizeof *grown);
-      if (grown) {
-        g->freeze = grown;
-        g->freeze_capacity = capacity;
-      }
-    }
-    if (g->freeze_count < g->freeze_capacity) g->freeze[g->freeze_count++] = (inode_t){st.st_dev, st.st_ino};
   }
   pthread_mutex_unlock(&g->mu);
 }

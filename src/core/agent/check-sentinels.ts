@@ -22,8 +22,8 @@ export interface CheckOutcome {
 }
 
 /** A full pass: inspect every sentinel, and fence on the tampered ones (unless told not to). */
-export function checkAllSentinels(session: AgentSession, topology: Topology, source: Incident['source'], options: FenceOptions = {}): CheckOutcome {
-  const findings = topology.sentinels.map((sentinel) => session.inspect(sentinel))
+export function checkAllSentinels(session: AgentSession, topology: Topology, source: Incident['source'], options: FenceOptions = {}, shallow = false): CheckOutcome {
+  const findings = topology.sentinels.map((sentinel) => session.inspect(sentinel, shallow))
   const procedureOf = procedureLookup(topology)
   const tripped = findings.flatMap((finding) =>
     finding.verdict === 'tampered' && !session.latch.hasTripped(finding.path, finding.reason) ? [toTripped(finding, procedureOf(finding.path))] : [],

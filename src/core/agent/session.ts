@@ -10,7 +10,7 @@ import {ProcedureRunner} from '../fence/procedure-runner.js'
 import type {Incident, NodeStatus, SentinelCounts, StatusReport} from '../report/node-status.js'
 import {ReportSpool} from '../report/report-spool.js'
 import {StatusReporter} from '../report/status-reporter.js'
-import {inspectSentinel, type Finding} from '../sentinel/inspect-sentinel.js'
+import {inspectSentinel, inspectSentinelShallow, type Finding} from '../sentinel/inspect-sentinel.js'
 import {openStore} from '../store/open-store.js'
 import {StorePaths, type KvStore} from '../store/store.js'
 import {readTopology} from '../topology/read-topology.js'
@@ -110,8 +110,9 @@ export class AgentSession {
     if (this.cache && !this.readOnly) writeNodeCache(this.paths.cache, this.cache)
   }
 
-  inspect(sentinel: SentinelSpec): Finding {
-    return inspectSentinel(sentinel, this.cache?.baselines[sentinel.path])
+  inspect(sentinel: SentinelSpec, shallow = false): Finding {
+    const baseline = this.cache?.baselines[sentinel.path]
+    return shallow ? inspectSentinelShallow(sentinel, baseline) : inspectSentinel(sentinel, baseline)
   }
 
   /** Records the identity of intact sentinels that have none yet (first check after init or a lost cache). */

@@ -94,10 +94,13 @@ export class WatchAgent {
     const loaded = await this.session.loadTopology()
     this.offlineDetail = loaded.detail
     if (loaded.detail) this.request.log('warn', loaded.detail)
-    this.openReadGuard()
     this.useTopology(loaded.topology)
     writeFileAtomic(this.session.paths.pidFile, `${process.pid}\n`)
+    // Opened now (so that the status names the detectors) but marked only after the first full read: every open
+    // of a guarded sentinel, the agent's own included, is a permission event.
+    this.openReadGuard()
     await this.fullCheck('initial')
+    this.readGuard?.sync(this.topology)
     this.interval = setInterval(() => void this.periodic(), this.request.intervalMs)
     this.request.log('info', `detectors: ${this.detector}`)
     this.request.log('info', `watching ${this.byPath.size} sentinel(s) in ${this.watcher.watched.length} director${this.watcher.watched.length === 1 ? 'y' : 'ies'} for node ${this.session.node} (${this.session.store.description}), re-verify every ${this.request.intervalMs / 1000} s`)
@@ -228,7 +231,7 @@ export class WatchAgent {
   }
 
   private async fullCheck(why: string): Promise<void> {
-    const outcome = checkAllSentinels(this.session, this.topology, 'watch')
+    const outcome = checkAllSentinels(this.session, this.topology, 'watch', {}, why === 'periodic' && this.readGuard !== undefined)
     if (outcome.fencing) this.afterTrip(outcome.fencing, 0)
     this.request.observer?.onCheck?.(outcome.counts)
     if (why !== 'periodic' || outcome.counts.tampered > 0) this.request.log(outcome.counts.tampered > 0 ? 'warn' : 'info', `${why} check: ${outcome.counts.intact}/${outcome.counts.total} intact, ${outcome.counts.tampered} tampered`)

@@ -5,7 +5,7 @@ import {describe, it} from 'node:test'
 import assert from 'node:assert/strict'
 
 import {createSentinel} from '../../../src/core/sentinel/create-sentinel.js'
-import {inspectSentinel, type Finding} from '../../../src/core/sentinel/inspect-sentinel.js'
+import {inspectSentinel, inspectSentinelShallow, type Finding} from '../../../src/core/sentinel/inspect-sentinel.js'
 import type {FileIdentity} from '../../../src/core/sentinel/read-sentinel.js'
 import type {SentinelSpec} from '../../../src/core/topology/topology.js'
 import {tempDir} from '../../support/temp-dir.js'
@@ -125,5 +125,30 @@ describe('inspectSentinel with a baseline', () => {
     const {spec, baseline} = plant()
     unlinkSync(spec.path)
     assertTampered(inspectSentinel({...spec, checksum: ''}, baseline), 'deleted')
+  })
+})
+
+describe('inspectSentinelShallow (the periodic check under fanotify)', () => {
+  it('takes a sentinel whose metadata matches its baseline as intact without opening it', () => {
+    const {spec, baseline} = plant()
+    // A record whose checksum the file does not have: only a check that never hashed it can call it intact.
+    const finding = inspectSentinelShallow({...spec, checksum: 'f'.repeat(64)}, baseline)
+    assert.equal(finding.verdict, 'intact', 'a shallow check trusts matching metadata and does not hash')
+  })
+
+  it('reads in full when the metadata differs, and so still finds a content change', () => {
+    const {spec, baseline} = plant()
+    appendFileSync(spec.path, 'encrypted')
+    assertTampered(inspectSentinelShallow(spec, baseline), 'modified')
+  })
+
+  it('still finds a deletion and a replacement', () => {
+    const first = plant()
+    unlinkSync(first.spec.path)
+    assertTampered(inspectSentinelShallow(first.spec, first.baseline), 'deleted')
+    const second = plant()
+    writeFileSync(`${second.spec.path}.new`, readFileSync(second.spec.path))
+    renameSync(`${second.spec.path}.new`, second.spec.path)
+    assertTampered(inspectSentinelShallow(second.spec, second.baseline), 'replaced')
   })
 })
