@@ -1,17 +1,18 @@
 /**
  * `npm run bench`: every benchmark, each against a baseline measured in the same run; a JSON summary at the end.
- * BENCH_ONLY=latency,vault,freeze,drills,scale picks some; BENCH_OUTPUT=FILE also writes the summary there.
+ * BENCH_ONLY=latency,vault,freeze,drills,scale,export picks some; BENCH_OUTPUT=FILE also writes the summary there.
  */
 import {writeFileSync} from 'node:fs'
 import {cpus, totalmem} from 'node:os'
 
 import {benchDetectToFence} from './detect-to-fence.js'
 import {benchDrills} from './drills/run-drills.js'
+import {benchExportScrape} from './export-scrape.js'
 import {benchFanotifyFreeze} from './fanotify-freeze.js'
 import {benchScale} from './scale.js'
 import {benchVaultBlackhole} from './vault-blackhole.js'
 
-const only = new Set((process.env.BENCH_ONLY ?? 'latency,vault,freeze,drills,scale').split(',').map((name) => name.trim()))
+const only = new Set((process.env.BENCH_ONLY ?? 'latency,vault,freeze,drills,scale,export').split(',').map((name) => name.trim()))
 const summary: Record<string, unknown> = {
   machine: {cpus: cpus().length, model: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version},
   date: new Date().toISOString(),
@@ -45,6 +46,11 @@ if (only.has('scale')) {
   const sentinels = Number(process.env.BENCH_SCALE_SENTINELS ?? 100_000)
   say(`scale: ${sentinels} sentinels (comet verify against sha256sum -c and aide --check; comet watch memory and CPU)...`)
   summary.scale = await benchScale(sentinels)
+}
+
+if (only.has('export')) {
+  say('comet export: scrape duration and memory at 1 000 and 10 000 nodes in an embedded store...')
+  summary.exportScrape = await benchExportScrape()
 }
 
 const json = JSON.stringify(summary, null, 2)
