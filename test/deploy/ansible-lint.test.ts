@@ -1,29 +1,15 @@
 import assert from 'node:assert/strict'
-import {spawn} from 'node:child_process'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {describe, it} from 'node:test'
 
-import {requireTool} from './deploy-files.js'
+import {runTool, requireTool} from './deploy-files.js'
 import {tempDir} from '../support/temp-dir.js'
 
+const run = runTool
 const ANSIBLE_DIR = fileURLToPath(new URL('../../../deploy/ansible/', import.meta.url))
 
 
-function run(command: string, args: string[], options: {env: NodeJS.ProcessEnv; cwd: string}): Promise<{status: number | null; output: string}> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {...options, stdio: ['ignore', 'pipe', 'pipe']})
-    let output = ''
-    child.stdout.on('data', (chunk) => (output += chunk))
-    child.stderr.on('data', (chunk) => (output += chunk))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 300_000)
-    child.on('error', reject)
-    child.on('close', (status) => {
-      clearTimeout(timer)
-      resolve({status, output})
-    })
-  })
-}
 
 describe('deploy/ansible', () => {
   const home = tempDir('comet-lint-')

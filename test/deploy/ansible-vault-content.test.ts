@@ -1,15 +1,16 @@
 import assert from 'node:assert/strict'
-import {execFileSync, spawn, spawnSync} from 'node:child_process'
+import {execFileSync, spawnSync} from 'node:child_process'
 import {existsSync, mkdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {after, before, describe, it} from 'node:test'
 
-import {requireTool} from './deploy-files.js'
+import {runTool, recap, type ToolRun as Run, requireTool} from './deploy-files.js'
 import {RUN_JS} from '../support/cli.js'
 import {tempDir} from '../support/temp-dir.js'
 import {VaultServer} from '../support/vault-server.js'
 
+const run = (command: string, args: string[], env: NodeJS.ProcessEnv) => runTool(command, args, {env})
 const REPO = fileURLToPath(new URL('../../../', import.meta.url))
 const ROLES = join(REPO, 'deploy', 'ansible', 'roles')
 const RENDER = join(REPO, 'deploy', 'vault', 'render-policy.sh')
@@ -25,30 +26,8 @@ function requireHvac(): void {
   if (!/community\.hashi_vault\s+4\./.test(collections)) assert.fail(`community.hashi_vault 4.x not found (ansible-galaxy collection list): install the Debian package ansible`)
 }
 
-interface Run {
-  status: number | null
-  output: string
-}
 
-function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {env, stdio: ['ignore', 'pipe', 'pipe']})
-    let output = ''
-    child.stdout.on('data', (chunk) => (output += chunk))
-    child.stderr.on('data', (chunk) => (output += chunk))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 300_000)
-    child.on('error', reject)
-    child.on('close', (status) => {
-      clearTimeout(timer)
-      resolve({status, output})
-    })
-  })
-}
 
-function recap(output: string): Record<string, number> {
-  const line = /localhost\s+:\s+(.*)$/m.exec(output)?.[1] ?? ''
-  return Object.fromEntries([...line.matchAll(/(\w+)=(\d+)/g)].map((match) => [match[1], Number(match[2])]))
-}
 
 /**
  * YAML in flow style (JSON with tags), so that a command can carry Ansible's !unsafe tag: without it Ansible would

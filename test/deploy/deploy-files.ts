@@ -1,6 +1,6 @@
 /** Shared by the test/deploy tests: where the deploy files are, the tools they need, the Prometheus binaries, and reading PromQL. */
 import assert from 'node:assert/strict'
-import {spawnSync} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 import {existsSync, readFileSync} from 'node:fs'
 import {delimiter, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -8,6 +8,34 @@ import {fileURLToPath} from 'node:url'
 import {parse} from 'yaml'
 
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url))
+
+export interface ToolRun {
+  status: number | null
+  /** stdout and stderr together. */
+  output: string
+}
+
+/** Runs a tool (ansible-playbook, ansible-lint) to its end, killed after `timeoutMs`. */
+export function runTool(command: string, args: string[], options: {env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number} = {}): Promise<ToolRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {env: options.env ?? process.env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe']})
+    let output = ''
+    child.stdout.on('data', (chunk) => (output += chunk))
+    child.stderr.on('data', (chunk) => (output += chunk))
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 300_000)
+    child.on('error', reject)
+    child.on('close', (status) => {
+      clearTimeout(timer)
+      resolve({status, output})
+    })
+  })
+}
+
+/** An ansible-playbook PLAY RECAP line, as numbers: ok, changed, failed... */
+export function recap(output: string): Record<string, number> {
+  const line = /PLAY RECAP[^\n]*\n[^\n]*?:\s*(.*)$/m.exec(output)?.[1] ?? ''
+  return Object.fromEntries([...line.matchAll(/(\w+)=(\d+)/g)].map(([, key, value]) => [key, Number(value)]))
+}
 
 /** A missing tool fails the test with the Debian package that brings it. */
 export function requireTool(name: string, debianPackage: string): void {

@@ -1,36 +1,19 @@
 import assert from 'node:assert/strict'
-import {spawn, spawnSync} from 'node:child_process'
+import {spawnSync} from 'node:child_process'
 import {chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {before, describe, it} from 'node:test'
 
-import {requireTool} from './deploy-files.js'
+import {runTool, recap, type ToolRun as Run, requireTool} from './deploy-files.js'
 import {tempDir} from '../support/temp-dir.js'
 
+const run = runTool
 const REPO = fileURLToPath(new URL('../../../', import.meta.url))
 const ROLES = join(REPO, 'deploy', 'ansible', 'roles')
 
 
-interface Run {
-  status: number | null
-  output: string
-}
 
-function run(command: string, args: string[], options: {env?: NodeJS.ProcessEnv; cwd?: string} = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {env: options.env ?? process.env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe']})
-    let output = ''
-    child.stdout.on('data', (chunk) => (output += chunk))
-    child.stderr.on('data', (chunk) => (output += chunk))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000)
-    child.on('error', reject)
-    child.on('close', (status) => {
-      clearTimeout(timer)
-      resolve({status, output})
-    })
-  })
-}
 
 /**
  * Runs the oort_panel role's HAProxy tasks (tasks_from: haproxy-config.yml) on localhost, as site.yml runs them
@@ -100,10 +83,6 @@ exit 0
   }
 }
 
-function recap(output: string): Record<string, number> {
-  const line = /localhost\s+:\s+(.*)$/m.exec(output)?.[1] ?? ''
-  return Object.fromEntries([...line.matchAll(/(\w+)=(\d+)/g)].map((match) => [match[1], Number(match[2])]))
-}
 
 function haproxyCheck(file: string): Run {
   const result = spawnSync('haproxy', ['-c', '-f', file], {encoding: 'utf8', timeout: 30_000})
