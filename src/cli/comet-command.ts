@@ -38,6 +38,15 @@ export abstract class CometCommand<T extends typeof Command> extends Command {
     return resolveOptions({store: this.flags.store, node: this.flags.node, stateDir: this.flags['state-dir'], manifestNode: extra.manifestNode})
   }
 
+  /**
+   * Colour only for a person at a terminal. oclif colourises every --json document, which costs more than the
+   * check itself on 100 000 sentinels; scripts and cron read plain JSON.
+   */
+  public override logJson(json: unknown): void {
+    if (process.stdout.isTTY) super.logJson(json)
+    else process.stdout.write(`${JSON.stringify(json, null, 2)}\n`)
+  }
+
   /** Sets the exit code without throwing, so that --json still prints the result. */
   protected finish<R extends {exitCode: ExitCode}>(result: R): R {
     process.exitCode = result.exitCode
