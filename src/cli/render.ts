@@ -22,3 +22,9 @@ export function verdictColour(verdict: string): string {
       return chalk.yellow(verdict)
   }
 }
+
+/** Labels and their values, the labels aligned. */
+export function fields(rows: Array<[string, string]>): string {
+  const width = Math.max(0, ...rows.map(([label]) => label.length))
+  return rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join('\n')
+}

@@ -1,4 +1,4 @@
-import {lstatSync, readFileSync, unlinkSync} from 'node:fs'
+import {lstatSync, unlinkSync} from 'node:fs'
 
 import type {AgentOptions} from '../config/agent-options.js'
 import {errnoCode} from '../errors/index.js'
@@ -8,6 +8,7 @@ import {readSentinel} from '../sentinel/read-sentinel.js'
 import type {SentinelSpec} from '../topology/topology.js'
 import {recordChecksums, type ChecksumUpdate} from './record-checksums.js'
 import {AgentSession} from './session.js'
+import {runningWatchPid} from './watch-pid.js'
 
 export interface ResetRequest {
   /** Plant tripped sentinels anew (create) or accept their current content (already_present). */
@@ -87,12 +88,9 @@ function replant(sentinel: SentinelSpec): string {
 
 /** `comet watch` keeps the latch in memory; SIGHUP makes it re-read the latch and the topology. */
 function notifyWatch(pidFile: string): boolean {
+  const pid = runningWatchPid(pidFile)
+  if (pid === undefined) return false
   try {
-    const pid = Number.parseInt(readFileSync(pidFile, 'utf8'), 10)
-    if (!Number.isInteger(pid) || pid <= 0) return false
-    // A stale pid file must not make us signal (and, SIGHUP's default, kill) an unrelated process.
-    const commandLine = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
-    if (!commandLine.includes('watch')) return false
     process.kill(pid, 'SIGHUP')
     return true
   } catch {
