@@ -4,6 +4,7 @@ import {describe, it} from 'node:test'
 
 import {startWatch} from '../support/cli.js'
 import {makeFixture, waitFor, type Fixture} from '../support/fixture.js'
+import {overflowQueue} from '../support/inotify-overflow.js'
 
 /** Each way ransomware (or an operator) can touch a sentinel, and what comet must make of it. */
 const TAMPERINGS: Array<{name: string; reason: string; recorded?: string; act: (path: string) => void}> = [
@@ -107,6 +108,29 @@ describe('comet watch on each tampering', () => {
       assert.match(f.fenceRuns()[0], / directory-removed /)
     } finally {
       // The agent still writes its spool while stopping; the fixture folder goes only after it exited.
+      code = await agent.stop()
+    }
+    assert.equal(code, 0, agent.log())
+  })
+
+  it('an inotify queue overflow makes the agent check every sentinel at once, and so catch a write whose event was lost', async () => {
+    const f = initialised()
+    const agent = await startWatch(f.node, ['--no-fanotify'])
+    let code: number | null
+    try {
+      // A stopped agent reads nothing: the kernel's queue overflows, and the append after it is lost with the
+      // rest. --interval is an hour, so only the overflow can bring the agent to it.
+      agent.process.kill('SIGSTOP')
+      try {
+        overflowQueue(f.node.data)
+        appendFileSync(f.planted[0], 'encrypted')
+      } finally {
+        agent.process.kill('SIGCONT')
+      }
+      await waitFor('the procedure to run', () => f.fenceRuns().length > 0, 20_000)
+      assert.match(f.fenceRuns()[0], / modified /)
+      assert.match(agent.log(), /inotify queue overflowed/)
+    } finally {
       code = await agent.stop()
     }
     assert.equal(code, 0, agent.log())

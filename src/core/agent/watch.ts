@@ -5,7 +5,7 @@ import {performance} from 'node:perf_hooks'
 import type {AgentOptions} from '../config/agent-options.js'
 import {CometError} from '../errors/index.js'
 import {writeFileAtomic} from '../files/atomic-write.js'
-import {DirectoryWatcher} from '../detect/directory-watcher.js'
+import {openDirectoryWatcher, type DirectoryWatcher} from '../detect/directory-watcher.js'
 import {describeProcess, type Decision, type FanotifyEvent} from '../detect/fanotify.js'
 import type {Fencing} from '../fence/fencer.js'
 import type {SentinelSpec, Topology} from '../topology/topology.js'
@@ -53,9 +53,10 @@ export class WatchAgent {
   private offlineDetail?: string
   private readGuard?: SentinelReadGuard
   /** Which detectors run, for the status and the log: fanotify and inotify, or inotify alone and why. */
-  private detector = 'inotify'
+  private detector: string
   /** One incident per process and sentinel: a reader denied once tends to try again. */
   private readonly readers = new Set<string>()
+  private overflowCheckQueued = false
   private stopped = false
   private stopping?: Promise<void>
   private resolveDone!: () => void
@@ -65,13 +66,24 @@ export class WatchAgent {
     private readonly session: AgentSession,
     private readonly request: WatchRequest,
   ) {
-    this.watcher = new DirectoryWatcher({
+    this.watcher = openDirectoryWatcher({
       onEntry: (directory, name) => this.onDirectoryEvent(directory, name),
       onLost: (directory, error) => {
         this.request.log('warn', `lost the watch on ${directory}${error ? ` (${error.message})` : ''}; checking its sentinels`)
         this.checkDirectory(directory)
       },
+      onOverflow: () => {
+        // Overflows come in bursts: one full check covers every event lost before it starts.
+        if (this.overflowCheckQueued) return
+        this.overflowCheckQueued = true
+        this.request.log('warn', 'the inotify queue overflowed and events were lost: checking every sentinel now')
+        setImmediate(() => {
+          this.overflowCheckQueued = false
+          void this.fullCheck('inotify overflow')
+        })
+      },
     })
+    this.detector = this.watcher.description
   }
 
   static async start(options: AgentOptions, request: WatchRequest): Promise<WatchAgent> {
@@ -197,17 +209,17 @@ export class WatchAgent {
 
   private openReadGuard(): void {
     if (this.request.fanotify === false) {
-      this.detector = 'inotify (fanotify turned off)'
+      this.detector = `${this.watcher.description} (fanotify turned off)`
       return
     }
     const guard = SentinelReadGuard.open((event) => this.onFanotifyEvent(event), (message) => this.request.log('warn', message))
     if (typeof guard === 'string') {
-      this.detector = `inotify (fanotify unavailable: ${guard})`
+      this.detector = `${this.watcher.description} (fanotify unavailable: ${guard})`
       this.request.log('warn', `fanotify is unavailable (${guard}): reads of sentinels are not blocked; writes, deletes and renames are still detected with inotify`)
       return
     }
     this.readGuard = guard
-    this.detector = 'fanotify (reads blocked) and inotify'
+    this.detector = `fanotify (reads blocked) and ${this.watcher.description}`
   }
 
   private afterTrip(fencing: Fencing, latencySeconds: number): void {

@@ -1,69 +1,40 @@
-import {watch, type FSWatcher} from 'node:fs'
-import {readFileSync} from 'node:fs'
-
-import {CometError, errnoCode} from '../errors/index.js'
+import {InotifyWatcher} from './inotify-watcher.js'
+import {FsWatchWatcher} from './fs-watch-watcher.js'
 
 export interface DirectoryEvents {
   /** Something happened to `name` inside `directory` (written, deleted, renamed, replaced, attributes). */
   onEntry(directory: string, name: string): void
   /** The watch on `directory` ended: it was removed or renamed, or the kernel dropped it. */
   onLost(directory: string, error?: Error): void
+  /** The kernel's event queue overflowed: events were lost, so every sentinel must be checked again. */
+  onOverflow(): void
 }
 
 /**
  * inotify on the sentinels' directories, not on the files: a watch on a file follows its inode, so it would
  * miss a file renamed over the sentinel, while a directory watch sees every name in it change.
  */
-export class DirectoryWatcher {
-  private readonly watchers = new Map<string, FSWatcher>()
-
-  constructor(private readonly events: DirectoryEvents) {}
-
-  /** Watches each directory not yet watched; returns the ones that could not be watched, with why. */
-  watch(directories: Iterable<string>): Array<{directory: string; error: string}> {
-    const failed: Array<{directory: string; error: string}> = []
-    for (const directory of directories) {
-      if (this.watchers.has(directory)) continue
-      try {
-        const watcher = watch(directory, {persistent: true}, (_type, name) => {
-          if (name !== null) this.events.onEntry(directory, name.toString())
-        })
-        watcher.on('error', (error) => {
-          this.unwatch(directory)
-          this.events.onLost(directory, error)
-        })
-        this.watchers.set(directory, watcher)
-      } catch (error) {
-        if (errnoCode(error) === 'ENOSPC') throw new CometError(watchLimitMessage(this.watchers.size), {culprit: '/proc/sys/fs/inotify/max_user_watches', cause: error})
-        failed.push({directory, error: (error as Error).message})
-      }
-    }
-    return failed
-  }
-
-  unwatch(directory: string): void {
-    this.watchers.get(directory)?.close()
-    this.watchers.delete(directory)
-  }
-
+export interface DirectoryWatcher {
+  /** Which implementation runs, for the log and the status. */
+  readonly description: string
+  /** Watches each directory not yet watched; returns the ones that could not be watched, with why. Throws when the watch limit is reached. */
+  watch(directories: Iterable<string>): Array<{directory: string; error: string}>
+  unwatch(directory: string): void
   /** Drops watches on directories no longer needed. */
-  retain(directories: Set<string>): void {
-    for (const directory of [...this.watchers.keys()]) if (!directories.has(directory)) this.unwatch(directory)
-  }
-
-  get watched(): string[] {
-    return [...this.watchers.keys()]
-  }
-
-  close(): void {
-    for (const directory of [...this.watchers.keys()]) this.unwatch(directory)
-  }
+  retain(directories: Set<string>): void
+  readonly watched: string[]
+  close(): void
 }
 
-function watchLimitMessage(watching: number): string {
-  let limit = 'the limit'
-  try {
-    limit = readFileSync('/proc/sys/fs/inotify/max_user_watches', 'utf8').trim()
-  } catch {}
-  return `inotify refused another watch after ${watching} directories: fs.inotify.max_user_watches (${limit}) is exhausted for this user; raise it (sysctl -w fs.inotify.max_user_watches=N) or place sentinels in fewer directories`
+/**
+ * The native inotify watcher (native/inotify), which reports a queue overflow; fs.watch where the addon is not
+ * built, which cannot (libuv drops IN_Q_OVERFLOW), so then only the periodic re-verify covers an overflow.
+ */
+export function openDirectoryWatcher(events: DirectoryEvents, options: {native?: boolean} = {}): DirectoryWatcher {
+  if (options.native !== false) {
+    const opened = InotifyWatcher.open(events)
+    if (opened instanceof InotifyWatcher) return opened
+    return new FsWatchWatcher(events, `inotify through fs.watch (${opened}: a queue overflow is caught only by the periodic re-verify)`)
+  }
+  return new FsWatchWatcher(events, 'inotify through fs.watch')
 }

@@ -1,9 +1,8 @@
-import {existsSync, lstatSync, readFileSync, readlinkSync, realpathSync} from 'node:fs'
-import {createRequire} from 'node:module'
-import {dirname, isAbsolute, join} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {lstatSync, readFileSync, readlinkSync, realpathSync} from 'node:fs'
+import {isAbsolute} from 'node:path'
 
 import {CometError, errnoCode} from '../errors/index.js'
+import {loadAddon} from './native-addon.js'
 
 /**
  * Trip on first touch: fanotify permission events on the sentinels themselves, so the first process that
@@ -105,34 +104,8 @@ type NativeMessage =
   | {type: 'error'; message: string}
   | {type: 'event'; id: number; pid: number; mask: number; permission: boolean; frozen: boolean; frozenAtNs?: string; path: string | null; exe: string | null; kinds: FanotifyKind[]}
 
-const ADDON_RELATIVE = join('native', 'fanotify', 'build', 'Release', 'fanotify.node')
-let loaded: {addon: Addon} | {reason: string} | undefined
-
-/** Where the addon is: $COMET_FANOTIFY_ADDON, else native/fanotify/build/Release under the package root. */
-export function fanotifyAddonPath(): string {
-  if (process.env.COMET_FANOTIFY_ADDON) return process.env.COMET_FANOTIFY_ADDON
-  // src/core/detect (tests run from source) or dist/src/core/detect (built): the package root is above.
-  let directory = dirname(fileURLToPath(import.meta.url))
-  for (let up = 0; up < 6; up++) {
-    if (existsSync(join(directory, 'package.json')) && existsSync(join(directory, 'native', 'fanotify'))) return join(directory, ADDON_RELATIVE)
-    directory = dirname(directory)
-  }
-  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', ADDON_RELATIVE)
-}
-
 function load(): {addon: Addon} | {reason: string} {
-  if (loaded) return loaded
-  const path = fanotifyAddonPath()
-  if (process.platform !== 'linux') loaded = {reason: 'fanotify is Linux-only'}
-  else if (!existsSync(path)) loaded = {reason: `the fanotify addon is not built (${path} is missing: npm run build:native needs a C compiler, make and python3)`}
-  else {
-    try {
-      loaded = {addon: createRequire(import.meta.url)(path) as Addon}
-    } catch (error) {
-      loaded = {reason: `the fanotify addon does not load (${path}: ${(error as Error).message})`}
-    }
-  }
-  return loaded
+  return loadAddon<Addon>('fanotify')
 }
 
 /**
