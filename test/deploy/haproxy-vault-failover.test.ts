@@ -8,7 +8,7 @@ import {after, before, describe, it} from 'node:test'
 import {requireTool} from './deploy-files.js'
 import {RUN_JS} from '../support/cli.js'
 import {tempDir} from '../support/temp-dir.js'
-import {freePort, vaultBinary} from '../support/vault-server.js'
+import {freePort, readVaultLog, spawnVaultServer} from '../support/vault-server.js'
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url))
 const ROLES = join(REPO, 'deploy', 'ansible', 'roles')
@@ -53,7 +53,6 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 /** One node of a Vault raft cluster on loopback, with its own API and cluster ports; its config.hcl comes from the oort_panel role. */
 class RaftNode {
   process?: ChildProcess
-  log = ''
 
   constructor(
     readonly id: string,
@@ -66,11 +65,12 @@ class RaftNode {
     return `http://127.0.0.1:${this.port}`
   }
 
+  get log(): string {
+    return readVaultLog(join(this.directory, 'vault.log'))
+  }
+
   start(): void {
-    const child = spawn(vaultBinary(), ['server', `-config=${join(this.directory, 'config.hcl')}`], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, VAULT_LOG_LEVEL: 'warn'}})
-    child.stdout!.on('data', (chunk) => (this.log += chunk))
-    child.stderr!.on('data', (chunk) => (this.log += chunk))
-    this.process = child
+    this.process = spawnVaultServer(join(this.directory, 'config.hcl'), join(this.directory, 'vault.log'))
   }
 
   async stop(): Promise<void> {

@@ -60,6 +60,23 @@ describe('comet with --store vault, against a real Vault server', () => {
     assert.equal(status?.incidents.at(-1).sentinels[0].path, f.planted[0])
   })
 
+  it('a node naming 120 procedures is initialised and verified (each read from fencing/, a bounded number at a time)', async () => {
+    const f = makeFixture('many01')
+    const count = 120
+    let manifest = 'node: many01\nsentinels:\n'
+    for (let i = 0; i < count; i++) manifest += `  - path: ${join(f.node.data, `s${i}.docx`)}\n    create: true\n    fencing: p${i}\n`
+    manifest += 'fencing:\n'
+    for (let i = 0; i < count; i++) manifest += `  p${i}: echo ${i} >> ${f.fenceLog}\n`
+    const init = f.node.run(['init', '--manifest', f.node.writeManifest(manifest, 'many.yaml'), '--json'], vaultEnv(vault.rootToken))
+    assert.equal(init.status, 0, init.stderr)
+    assert.equal(init.json.sentinels.filter((s: {action: string}) => s.action === 'created').length, count)
+    assert.equal(Buffer.from((await vault.get(`fencing/p${count - 1}`))?.base64code, 'base64').toString(), `echo ${count - 1} >> ${f.fenceLog}`)
+    appendFileSync(join(f.node.data, `s${count - 1}.docx`), 'x')
+    const verify = f.node.run(['verify', '--json'], vaultEnv(vault.rootToken))
+    assert.equal(verify.status, 1, verify.stderr)
+    assert.deepEqual(f.fenceRuns(), [`${count - 1}`])
+  })
+
   it('a node\'s token reaches only its own entries: no other node, no write to fencing/', async () => {
     await vault.put('comets/db02', {'db02:create:/x': '', 'db02:fencing_procedure:/x': 'record'})
     assert.equal((await vault.api('GET', '/v1/secret/data/comets/db02', undefined, nodeToken)).status, 403)

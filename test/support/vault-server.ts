@@ -1,5 +1,5 @@
 import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
-import {mkdirSync, writeFileSync} from 'node:fs'
+import {closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync} from 'node:fs'
 import {request as httpRequest} from 'node:http'
 import {request as httpsRequest} from 'node:https'
 import {createServer, type Server, type Socket} from 'node:net'
@@ -14,6 +14,24 @@ let binary: string | undefined
 export function vaultBinary(): string {
   binary ??= execFileSync('bash', [BUILD], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 3_600_000}).trim().split('\n').at(-1) as string
   return binary
+}
+
+/**
+ * Starts `vault server` with its output in `logFile`, not in a pipe: Vault logs every request, and a pipe that
+ * is not drained while the test blocks its event loop (spawnSync of the CLI) fills up and stalls Vault.
+ */
+export function spawnVaultServer(configFile: string, logFile: string): ChildProcess {
+  const fd = openSync(logFile, 'a', 0o600)
+  try {
+    return spawn(vaultBinary(), ['server', `-config=${configFile}`], {stdio: ['ignore', fd, fd], env: {...process.env, VAULT_LOG_LEVEL: 'warn'}})
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** What a Vault started by spawnVaultServer has written so far. */
+export function readVaultLog(logFile: string): string {
+  return existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''
 }
 
 export function freePort(): Promise<number> {
@@ -56,7 +74,6 @@ export class VaultServer {
   rootToken = ''
   private unsealKey = ''
   private process?: ChildProcess
-  log = ''
 
   private constructor(
     readonly directory: string,
@@ -66,6 +83,10 @@ export class VaultServer {
 
   get address(): string {
     return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`
+  }
+
+  get log(): string {
+    return readVaultLog(join(this.directory, 'vault.log'))
   }
 
   static async start(directory: string, tls?: VaultTls): Promise<VaultServer> {
@@ -85,9 +106,7 @@ export class VaultServer {
   }
 
   private async launch(): Promise<void> {
-    const child = spawn(vaultBinary(), ['server', `-config=${join(this.directory, 'config.hcl')}`], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, VAULT_LOG_LEVEL: 'warn'}})
-    child.stdout!.on('data', (chunk) => (this.log += chunk))
-    child.stderr!.on('data', (chunk) => (this.log += chunk))
+    const child = spawnVaultServer(join(this.directory, 'config.hcl'), join(this.directory, 'vault.log'))
     this.process = child
     const deadline = Date.now() + 30_000
     for (;;) {
