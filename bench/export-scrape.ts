@@ -1,9 +1,11 @@
 /**
- * `comet export` at fleet scale: an embedded store with 1 000 and 10 000 nodes (comets/<node> and
- * comet-status/<node> in the seed's layout), scraped a few times. Reports the scrape time (median, as Prometheus
- * sees it, and the exporter's own comet_scrape_duration_seconds) and the exporter's resident memory. Baseline in
- * the same run: a plain loop that lists comets/ and reads and parses the same JSON files with fs.readFile, at the
- * same concurrency, the floor for any exporter reading this store at scrape time.
+ * `comet export` at fleet scale: 1 000 and 10 000 nodes (comets/<node> and comet-status/<node> in the seed's
+ * layout) in an embedded store and in a real Vault (file storage, KV v2), scraped a few times. Reports the scrape
+ * time (median, as Prometheus sees it, and the exporter's own comet_scrape_duration_seconds) and the exporter's
+ * resident memory, both when the fleet is read at scrape time and with --refresh (a snapshot refreshed in the
+ * background). Baseline in the same run: a plain loop that lists comets/ and reads and parses the same documents
+ * at the same concurrency (fs.readFile for the embedded store, fetch() of Vault's HTTP API for Vault), the floor
+ * for any exporter reading the store at scrape time.
  *
  *   node dist/bench/export-scrape.js     (after npm run build) prints the JSON summary
  */
@@ -15,15 +17,22 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {pathToFileURL} from 'node:url'
 
-import {freePort} from '../test/support/vault-server.js'
+import {freePort, VaultServer} from '../test/support/vault-server.js'
+import {mapLimit} from '../src/core/metrics/map-limit.js'
 import {emptyStatus} from '../src/core/report/apply-report.js'
 import type {NodeStatus} from '../src/core/report/node-status.js'
 import {EmbeddedStore} from '../src/core/store/embedded.js'
-import {StorePaths} from '../src/core/store/store.js'
+import {StorePaths, type KvStore} from '../src/core/store/store.js'
+import {VaultStore, vaultSettingsFromEnvironment} from '../src/core/store/vault.js'
 import {percentile, round, RUN_JS, waitFor} from './support.js'
 
+export type ExportBackend = 'embedded' | 'vault'
+
 export interface ExportScrapeFigures {
+  store: ExportBackend
   nodes: number
+  /** 0: the fleet is read at every scrape; else comet export --refresh, a snapshot this many seconds old at most. */
+  refreshSeconds: number
   scrapes: number
   seedSeconds: number
   /** Client side: from the request to the last byte of /metrics, as Prometheus waits for it. */
@@ -34,7 +43,7 @@ export interface ExportScrapeFigures {
   bodyKiB: number
   rssMiB: number
   peakRssMiB: number
-  /** fs.readFile + JSON.parse of the same files, same concurrency. */
+  /** fs.readFile (embedded) or fetch() from Vault, + JSON.parse of the same documents, same concurrency. */
   baselineMsMedian: number
   ratio: number
 }
@@ -48,24 +57,63 @@ const CONCURRENCY = 32
 const SENTINELS_PER_NODE = 3
 const FENCED_EVERY = 100
 
-export async function benchExportScrape(sizes: number[] = [1_000, 10_000], scrapes = 5): Promise<ExportScrapeResult> {
+const REFRESH_SECONDS = 15
+
+export async function benchExportScrape(sizes: number[] = [1_000, 10_000], scrapes = 5, backends: ExportBackend[] = ['embedded', 'vault']): Promise<ExportScrapeResult> {
   const runs: ExportScrapeFigures[] = []
-  for (const nodes of sizes) runs.push(await measure(nodes, scrapes))
+  for (const backend of backends) for (const nodes of sizes) runs.push(...(await measure(backend, nodes, scrapes)))
   return {concurrency: CONCURRENCY, runs}
 }
 
-async function measure(nodes: number, scrapes: number): Promise<ExportScrapeFigures> {
+/** One store seeded with `nodes` nodes, then comet export against it read at scrape time, and with --refresh. */
+async function measure(backend: ExportBackend, nodes: number, scrapes: number): Promise<ExportScrapeFigures[]> {
   const root = mkdtempSync(join(tmpdir(), 'comet-bench-export-'))
+  let vault: VaultServer | undefined
+  try {
+    let storeEnv: NodeJS.ProcessEnv
+    let store: KvStore
+    if (backend === 'vault') {
+      vault = await VaultServer.start(join(root, 'vault'))
+      storeEnv = {COMET_STORE: 'vault', VAULT_ADDR: vault.address, VAULT_TOKEN: vault.rootToken}
+      store = new VaultStore({...vaultSettingsFromEnvironment(storeEnv), defaultTimeoutMs: 30_000})
+    } else {
+      storeEnv = {COMET_STORE: `file:${join(root, 'store')}`}
+      store = new EmbeddedStore(join(root, 'store'))
+    }
+    const seedStarted = process.hrtime.bigint()
+    await seed(store, nodes)
+    await store.close()
+    const seedSeconds = Number(process.hrtime.bigint() - seedStarted) / 1e9
+    const baselineRead = backend === 'vault' ? () => vaultBaselineRead(vault!) : () => embeddedBaselineRead(join(root, 'store'))
+    const figures: ExportScrapeFigures[] = []
+    for (const refreshSeconds of [0, REFRESH_SECONDS]) {
+      figures.push(await scrapeExporter({backend, nodes, scrapes, refreshSeconds, seedSeconds, root, storeEnv, baselineRead}))
+    }
+    return figures
+  } finally {
+    await vault?.stop()
+    rmSync(root, {recursive: true, force: true})
+  }
+}
+
+interface ScrapeSetup {
+  backend: ExportBackend
+  nodes: number
+  scrapes: number
+  refreshSeconds: number
+  seedSeconds: number
+  root: string
+  storeEnv: NodeJS.ProcessEnv
+  baselineRead: () => Promise<number>
+}
+
+async function scrapeExporter({backend, nodes, scrapes, refreshSeconds, seedSeconds, root, storeEnv, baselineRead}: ScrapeSetup): Promise<ExportScrapeFigures> {
   let exporter: ChildProcess | undefined
   try {
-    const storeDir = join(root, 'store')
-    const seedStarted = process.hrtime.bigint()
-    await seed(new EmbeddedStore(storeDir), nodes)
-    const seedSeconds = Number(process.hrtime.bigint() - seedStarted) / 1e9
-
     const port = await freePort()
-    exporter = spawn(process.execPath, [RUN_JS, 'export', '--listen', `127.0.0.1:${port}`, '--concurrency', String(CONCURRENCY)], {
-      env: {...process.env, COMET_STORE: `file:${storeDir}`, COMET_STATE_DIR: join(root, 'state'), COMET_NODE: 'exporter'},
+    const refresh = refreshSeconds > 0 ? ['--refresh', String(refreshSeconds)] : []
+    exporter = spawn(process.execPath, [RUN_JS, 'export', '--listen', `127.0.0.1:${port}`, '--concurrency', String(CONCURRENCY), ...refresh], {
+      env: {...process.env, ...storeEnv, COMET_STATE_DIR: join(root, 'state'), COMET_NODE: 'exporter', COMET_READ_TIMEOUT_MS: '30000'},
       stdio: ['ignore', 'ignore', 'pipe'],
     })
     let log = ''
@@ -91,14 +139,16 @@ async function measure(nodes: number, scrapes: number): Promise<ExportScrapeFigu
     }
     const memory = processMemory(exporter.pid as number)
 
-    await baselineRead(storeDir) // warm-up, as the exporter's first scrape was
+    await baselineRead() // warm-up, as the exporter's first scrape was
     const baseline: number[] = []
-    for (let index = 0; index < scrapes; index++) baseline.push(await baselineRead(storeDir))
+    for (let index = 0; index < scrapes; index++) baseline.push(await baselineRead())
 
     const scrapeMsMedian = percentile(times, 50)
     const baselineMsMedian = percentile(baseline, 50)
     return {
+      store: backend,
       nodes,
+      refreshSeconds,
       scrapes,
       seedSeconds: round(seedSeconds, 1),
       scrapeMsMedian: round(scrapeMsMedian, 1),
@@ -116,14 +166,13 @@ async function measure(nodes: number, scrapes: number): Promise<ExportScrapeFigu
       exporter.kill('SIGTERM')
       await exited
     }
-    rmSync(root, {recursive: true, force: true})
   }
 }
 
 /** comets/<node> with three sentinels and their procedure; comet-status/<node> as an agent leaves it; 1 % fenced. */
-async function seed(store: EmbeddedStore, nodes: number): Promise<void> {
+async function seed(store: KvStore, nodes: number): Promise<void> {
   const now = Date.now()
-  for (let index = 0; index < nodes; index++) {
+  await mapLimit(Array.from({length: nodes}, (_, index) => index), CONCURRENCY, async (index) => {
     const node = `node${String(index).padStart(5, '0')}`
     const comets: Record<string, string> = {}
     for (let sentinel = 0; sentinel < SENTINELS_PER_NODE; sentinel++) {
@@ -163,7 +212,7 @@ async function seed(store: EmbeddedStore, nodes: number): Promise<void> {
       } satisfies Partial<NodeStatus>)
     }
     await store.write(StorePaths.status(node), status as unknown as Record<string, unknown>)
-  }
+  })
 }
 
 async function scrape(url: string): Promise<{ms: number; body: string}> {
@@ -175,8 +224,27 @@ async function scrape(url: string): Promise<{ms: number; body: string}> {
   return {ms, body}
 }
 
-/** The floor: list comets/, then read and parse both documents of every node, CONCURRENCY at a time. */
-async function baselineRead(storeDir: string): Promise<number> {
+/** The floor for Vault: LIST comets/, then GET and parse both documents of every node, CONCURRENCY at a time, with fetch(). */
+async function vaultBaselineRead(vault: VaultServer): Promise<number> {
+  const started = process.hrtime.bigint()
+  const headers = {'X-Vault-Token': vault.rootToken}
+  const get = async (path: string) => {
+    const response = await fetch(`${vault.address}/v1/secret/${path}`, {headers})
+    if (!response.ok) throw new Error(`GET ${path}: ${response.status}`)
+    return response.json() as Promise<any>
+  }
+  const names: string[] = (await get('metadata/comets?list=true')).data.keys
+  let sentinels = 0
+  await mapLimit(names, CONCURRENCY, async (node) => {
+    const [comets] = await Promise.all([get(`data/comets/${node}`), get(`data/comet-status/${node}`)])
+    sentinels += Object.keys(comets.data.data).length
+  })
+  if (sentinels === 0) throw new Error('the baseline read nothing')
+  return Number(process.hrtime.bigint() - started) / 1e6
+}
+
+/** The floor for the embedded store: list comets/, then read and parse both documents of every node, CONCURRENCY at a time. */
+async function embeddedBaselineRead(storeDir: string): Promise<number> {
   const started = process.hrtime.bigint()
   const names = (await readdir(join(storeDir, 'comets'))).filter((name) => name.endsWith('.json')).map((name) => name.slice(0, -'.json'.length))
   let next = 0
