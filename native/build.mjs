@@ -18,7 +18,7 @@ import {delimiter, dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 const root = dirname(fileURLToPath(import.meta.url))
-const ADDONS = ['fanotify', 'inotify']
+const ADDONS = ['fanotify', 'inotify', 'checksum']
 
 function note(message) {
   process.stderr.write(`note: ${message}\n`)
@@ -100,7 +100,7 @@ for (const name of stale) {
   // Loading it catches a missing symbol now rather than in the agent.
   try {
     const addon = createRequire(import.meta.url)(addonOutput(name))
-    if (typeof addon.open !== 'function') throw new Error('it exports no open()')
+    if (typeof addon.open !== 'function' && typeof addon.readFiles !== 'function') throw new Error('it exports neither open() nor readFiles()')
   } catch (error) {
     console.error(`${name} addon: built but does not load: ${error.message}`)
     process.exit(1)

@@ -23,7 +23,7 @@ export interface CheckOutcome {
 
 /** A full pass: inspect every sentinel, and fence on the tampered ones (unless told not to). */
 export function checkAllSentinels(session: AgentSession, topology: Topology, source: Incident['source'], options: FenceOptions = {}, shallow = false): CheckOutcome {
-  const findings = topology.sentinels.map((sentinel) => session.inspect(sentinel, shallow))
+  const findings = session.inspectAll(topology.sentinels, shallow)
   const procedureOf = procedureLookup(topology)
   const tripped = findings.flatMap((finding) =>
     finding.verdict === 'tampered' && !session.latch.hasTripped(finding.path, finding.reason) ? [toTripped(finding, procedureOf(finding.path))] : [],
@@ -47,7 +47,7 @@ export function procedureLookup(topology: Topology): (path: string) => string {
 export function refineRenames(session: AgentSession, incident: Incident): void {
   for (const sentinel of incident.sentinels) {
     if (sentinel.reason !== 'deleted') continue
-    const baseline = session.cache?.baselines[sentinel.path]
+    const baseline = session.local.baselines[sentinel.path]
     const renamedTo = baseline && locateRenamed(sentinel.path, baseline)
     if (renamedTo) {
       sentinel.reason = 'renamed'

@@ -13,6 +13,9 @@ import {recordChecksums} from './record-checksums.js'
 import {AgentSession} from './session.js'
 import type {Step} from './step.js'
 
+/** Created sentinels remembered in the local record before it is written again. */
+const CREATED_SAVE_BATCH = 1000
+
 export interface InitRequest {
   manifest?: Manifest
   dryRun?: boolean
@@ -100,7 +103,18 @@ export function planInit(options: AgentOptions, request: InitRequest = {}): Init
     {
       title: 'Sentinels created or found',
       run: async () => {
-        for (const sentinel of topology.sentinels) sentinels.push(plantOrFind(session, sentinel, dryRun, findings))
+        let unsaved = 0
+        for (const sentinel of topology.sentinels) {
+          const entry = plantOrFind(session, sentinel, dryRun, findings)
+          sentinels.push(entry)
+          // Created files are remembered locally before the store hears of them, so that a crash does not orphan
+          // them; saved in batches, since the record holds every sentinel.
+          if (entry.action === 'created' && ++unsaved >= CREATED_SAVE_BATCH) {
+            session.saveLocal()
+            unsaved = 0
+          }
+        }
+        if (unsaved > 0) session.saveLocal()
         const count = (action: SentinelAction) => sentinels.filter((entry) => entry.action === action).length
         return `${count('created') + count('would-create')} created, ${count('found')} found, ${count('recorded') + count('would-record')} recorded, ${count('tampered')} tampered, ${count('failed')} failed`
       },
@@ -111,7 +125,7 @@ export function planInit(options: AgentOptions, request: InitRequest = {}): Init
         const fresh = sentinels.filter((entry) => entry.action === 'created' || entry.action === 'recorded')
         if (dryRun || fresh.length === 0) return dryRun ? 'dry run: nothing written' : 'nothing new to record'
         topology = await recordChecksums(session, fresh.map((entry) => ({path: entry.path, mode: entry.mode, checksum: entry.checksum as string, previous: ''})))
-        for (const entry of fresh) delete session.cache?.created[entry.path]
+        for (const entry of fresh) delete session.local.created[entry.path]
         return `${fresh.length} checksum(s) written to ${StorePaths.comets(options.node)}`
       },
     },
@@ -121,7 +135,7 @@ export function planInit(options: AgentOptions, request: InitRequest = {}): Init
         if (dryRun) return 'dry run: nothing written'
         session.adoptTopology(topology)
         session.recordMissingBaselines(findings)
-        session.saveCache()
+        session.saveLocal()
         const counts = sentinels.some((entry) => entry.action === 'failed') ? undefined : session.checkReport(findings, 'init')
         if (counts) report = await session.reporter.submit(counts)
         return session.paths.cache
@@ -155,25 +169,21 @@ function plantOrFind(session: AgentSession, sentinel: Topology['sentinels'][numb
     return {...base, action: 'failed', detail: 'detail' in finding ? finding.detail : finding.verdict}
   }
   const reading = readSentinel(sentinel.path)
-  const cache = session.cache
+  const local = session.local
   if (sentinel.mode === 'create') {
     if (reading.kind === 'missing') {
       if (dryRun) return {...base, action: 'would-create'}
       try {
         const created = createSentinel(sentinel.path)
-        // Remembered locally before the store hears of it, so that a crash here does not orphan the file.
-        if (cache) {
-          cache.created[sentinel.path] = created.checksum
-          cache.baselines[sentinel.path] = created.identity
-          session.saveCache()
-        }
+        local.created[sentinel.path] = created.checksum
+        local.baselines[sentinel.path] = created.identity
         findings.push({path: sentinel.path, verdict: 'intact', checksum: created.checksum, identity: created.identity, warnings: []})
         return {...base, action: 'created', checksum: created.checksum}
       } catch (error) {
         return {...base, action: 'failed', detail: (error as Error).message}
       }
     }
-    if (reading.kind === 'file' && cache?.created[sentinel.path] === reading.checksum) {
+    if (reading.kind === 'file' && local.created[sentinel.path] === reading.checksum) {
       findings.push({path: sentinel.path, verdict: 'intact', checksum: reading.checksum, identity: reading.identity, warnings: []})
       return {...base, action: dryRun ? 'would-record' : 'recorded', checksum: reading.checksum}
     }

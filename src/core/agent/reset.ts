@@ -37,12 +37,13 @@ export async function resetNode(options: AgentOptions, request: ResetRequest = {
     const replanted: ResetResult['replanted'] = []
     if (request.replant) {
       const updates: ChecksumUpdate[] = []
-      for (const sentinel of topology.sentinels) {
-        if (session.inspect(sentinel).verdict !== 'tampered') continue
+      const before = session.inspectAll(topology.sentinels)
+      for (const [index, sentinel] of topology.sentinels.entries()) {
+        if (before[index].verdict !== 'tampered') continue
         try {
           const checksum = replant(sentinel)
           updates.push({path: sentinel.path, mode: sentinel.mode, checksum, previous: sentinel.checksum})
-          delete session.cache?.baselines[sentinel.path]
+          delete session.local.baselines[sentinel.path]
           replanted.push({path: sentinel.path, action: sentinel.mode === 'create' ? 'created' : 'accepted'})
         } catch (error) {
           replanted.push({path: sentinel.path, action: 'failed', detail: (error as Error).message})
@@ -52,16 +53,15 @@ export async function resetNode(options: AgentOptions, request: ResetRequest = {
       session.adoptTopology(topology)
     }
     let rebaselined = 0
-    for (const sentinel of topology.sentinels) {
-      const finding = session.inspect(sentinel)
-      if (finding.verdict === 'intact' && session.cache) {
-        session.cache.baselines[sentinel.path] = finding.identity
+    // An intact sentinel's current identity becomes its baseline, so its metadata warnings end here.
+    const findings = session.inspectAll(topology.sentinels).map((finding) => (finding.verdict === 'intact' ? {...finding, warnings: []} : finding))
+    for (const finding of findings)
+      if (finding.verdict === 'intact') {
+        session.local.baselines[finding.path] = finding.identity
         rebaselined++
       }
-    }
-    session.saveCache()
+    session.saveLocal()
     session.spool.add({type: 'reset', at: new Date().toISOString()})
-    const findings = topology.sentinels.map((sentinel) => session.inspect(sentinel))
     const report = await session.reporter.submit(session.checkReport(findings, 'reset'))
     return {node: options.node, cleared, replanted, rebaselined, watchNotified: notifyWatch(session.paths.pidFile), report}
   } finally {

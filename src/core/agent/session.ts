@@ -1,6 +1,7 @@
+import {existsSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {readNodeCache, writeNodeCache, type NodeCache} from '../cache/node-cache.js'
+import {readLocalRecord, readTopologyCache, writeLocalRecord, writeTopologyCache, type LocalRecord, type TopologyCache} from '../cache/node-cache.js'
 import type {AgentOptions} from '../config/agent-options.js'
 import {CometError, StoreUnavailableError} from '../errors/index.js'
 import {checkPrivateDirectoryIfPresent, ensurePrivateDirectory} from '../files/private-path.js'
@@ -10,7 +11,7 @@ import {ProcedureRunner} from '../fence/procedure-runner.js'
 import type {Incident, NodeStatus, SentinelCounts, StatusReport} from '../report/node-status.js'
 import {ReportSpool} from '../report/report-spool.js'
 import {StatusReporter} from '../report/status-reporter.js'
-import {inspectSentinel, inspectSentinelShallow, type Finding} from '../sentinel/inspect-sentinel.js'
+import {inspectSentinel, inspectSentinels, inspectSentinelShallow, type Finding} from '../sentinel/inspect-sentinel.js'
 import {openStore} from '../store/open-store.js'
 import {StorePaths, type KvStore} from '../store/store.js'
 import {readTopology} from '../topology/read-topology.js'
@@ -21,7 +22,10 @@ export const AGENT_VERSION = '0.1.0'
 
 export interface NodePaths {
   root: string
+  /** The last known-good topology and procedures, read only when the store cannot be. */
   cache: string
+  /** What only this machine knows: the sentinels' identities, the files it created. */
+  identities: string
   latch: string
   spool: string
   runs: string
@@ -37,7 +41,7 @@ export interface LoadedTopology {
 
 export function nodePaths(stateDir: string, node: string): NodePaths {
   const root = join(stateDir, 'nodes', node)
-  return {root, cache: join(root, 'cache.json'), latch: join(root, 'latch.json'), spool: join(root, 'spool'), runs: join(root, 'runs'), pidFile: join(root, 'watch.pid')}
+  return {root, cache: join(root, 'cache.json'), identities: join(root, 'identities.json'), latch: join(root, 'latch.json'), spool: join(root, 'spool'), runs: join(root, 'runs'), pidFile: join(root, 'watch.pid')}
 }
 
 /**
@@ -50,7 +54,8 @@ export class AgentSession {
   readonly spool: ReportSpool
   readonly reporter: StatusReporter
   readonly fencer: Fencer
-  cache?: NodeCache
+  readonly local: LocalRecord
+  private topologyCache?: TopologyCache | null
 
   private constructor(
     readonly options: AgentOptions,
@@ -58,12 +63,13 @@ export class AgentSession {
     readonly paths: NodePaths,
     readonly readOnly: boolean,
   ) {
-    this.cache = readNodeCache(paths.cache, options.node)
+    this.local = readLocalRecord(paths.identities, options.node) ?? {node: options.node, baselines: {}, created: {}}
     this.latch = new FenceLatch(paths.latch)
     this.runner = new ProcedureRunner({outputDirectory: paths.runs, timeoutMs: options.procedureTimeoutMs, baseEnvironment: {COMET_NODE: options.node}})
     this.spool = new ReportSpool(paths.spool)
     this.reporter = new StatusReporter(store, options.node, this.spool, options.reportTimeoutMs)
-    this.fencer = new Fencer(options.node, this.cache?.topology.procedures ?? {}, this.latch, this.runner)
+    // Its procedures come with the topology (loadTopology), from the store or else from the local cache.
+    this.fencer = new Fencer(options.node, {}, this.latch, this.runner)
   }
 
   /** A read-only session (dry runs) creates nothing on disk, but still refuses unsafe state. */
@@ -87,44 +93,64 @@ export class AgentSession {
       return {topology, source: 'store'}
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error
-      if (!this.cache) throw new CometError(`${error.message}; and there is no local cache to work from (run comet init once while the store is reachable)`, {cause: error})
-      const detail = `store unreachable (${error.message}); working from the local cache of ${this.cache.savedAt}`
-      return {topology: this.cache.topology, source: 'cache', detail}
+      const cache = this.cachedTopology()
+      if (!cache) throw new CometError(`${error.message}; and there is no local cache to work from (run comet init once while the store is reachable)`, {cause: error})
+      this.fencer.updateProcedures(cache.topology.procedures)
+      const detail = `store unreachable (${error.message}); working from the local cache of ${cache.savedAt}`
+      return {topology: cache.topology, source: 'cache', detail}
     }
+  }
+
+  /** The topology last cached on this machine, read on first use. */
+  cachedTopology(): TopologyCache | undefined {
+    if (this.topologyCache === undefined) this.topologyCache = readTopologyCache(this.paths.cache, this.node) ?? null
+    return this.topologyCache ?? undefined
   }
 
   /** Keeps the cache in step with the store, and the fencer with the cache. */
   adoptTopology(topology: Topology): void {
-    const cache: NodeCache = this.cache ?? {node: this.node, store: this.store.description, savedAt: '', topology, baselines: {}, created: {}}
-    const paths = new Set(topology.sentinels.map((sentinel) => sentinel.path))
-    for (const path of Object.keys(cache.baselines)) if (!paths.has(path)) delete cache.baselines[path]
-    const unchanged = this.cache !== undefined && topologyDigest(cache.topology) === topologyDigest(topology)
-    cache.topology = topology
-    cache.store = this.store.description
-    this.cache = cache
     this.fencer.updateProcedures(topology.procedures)
-    if (!unchanged) this.saveCache()
+    const paths = new Set(topology.sentinels.map((sentinel) => sentinel.path))
+    let pruned = false
+    for (const path of Object.keys(this.local.baselines))
+      if (!paths.has(path)) {
+        delete this.local.baselines[path]
+        pruned = true
+      }
+    const digest = topologyDigest(topology)
+    if (digest !== this.local.topologyDigest || !existsSync(this.paths.cache)) {
+      this.topologyCache = {node: this.node, store: this.store.description, savedAt: new Date().toISOString(), digest, topology}
+      if (!this.readOnly) writeTopologyCache(this.paths.cache, this.topologyCache)
+      // Written after cache.json: a crash in between leaves an old digest, and the next start writes the cache again.
+      this.local.topologyDigest = digest
+      this.saveLocal()
+    } else if (pruned) this.saveLocal()
   }
 
-  saveCache(): void {
-    if (this.cache && !this.readOnly) writeNodeCache(this.paths.cache, this.cache)
+  saveLocal(): void {
+    if (!this.readOnly) writeLocalRecord(this.paths.identities, this.local)
   }
 
   inspect(sentinel: SentinelSpec, shallow = false): Finding {
-    const baseline = this.cache?.baselines[sentinel.path]
+    const baseline = this.local.baselines[sentinel.path]
     return shallow ? inspectSentinelShallow(sentinel, baseline) : inspectSentinel(sentinel, baseline)
   }
 
-  /** Records the identity of intact sentinels that have none yet (first check after init or a lost cache). */
+  /** Every sentinel of a full check, read in bulk. */
+  inspectAll(sentinels: SentinelSpec[], shallow = false): Finding[] {
+    const baselines = this.local.baselines
+    return inspectSentinels(sentinels, (path) => baselines[path], shallow)
+  }
+
+  /** Records the identity of intact sentinels that have none yet (first check after init or a lost record). */
   recordMissingBaselines(findings: Finding[]): void {
-    if (!this.cache) return
     let changed = false
     for (const finding of findings)
-      if (finding.verdict === 'intact' && !this.cache.baselines[finding.path]) {
-        this.cache.baselines[finding.path] = finding.identity
+      if (finding.verdict === 'intact' && !this.local.baselines[finding.path]) {
+        this.local.baselines[finding.path] = finding.identity
         changed = true
       }
-    if (changed) this.saveCache()
+    if (changed) this.saveLocal()
   }
 
   checkReport(findings: Finding[], mode: string, detail?: string, error = false, detector?: string): StatusReport {

@@ -2,7 +2,7 @@ import {lstatSync, readFileSync, readlinkSync, realpathSync} from 'node:fs'
 import {isAbsolute} from 'node:path'
 
 import {CometError, errnoCode} from '../errors/index.js'
-import {loadAddon} from './native-addon.js'
+import {loadAddon} from '../native/load-addon.js'
 
 /**
  * Trip on first touch: fanotify permission events on the sentinels themselves, so the first process that

@@ -1,6 +1,6 @@
 import {CometError, errnoCode} from '../errors/index.js'
 import type {DirectoryEvents, DirectoryWatcher} from './directory-watcher.js'
-import {loadAddon} from './native-addon.js'
+import {loadAddon} from '../native/load-addon.js'
 import {watchLimitMessage} from './watch-limit.js'
 
 /** The native module's surface (native/inotify/inotify.c). */

@@ -3,6 +3,7 @@ import {dirname} from 'node:path'
 
 import type {SentinelSpec} from '../topology/topology.js'
 import {readSentinel, type FileIdentity, type SentinelReading} from './read-sentinel.js'
+import {readSentinels, statSentinels} from './read-sentinels.js'
 
 /** Why a sentinel trips. The procedure sees it as COMET_REASON. */
 export type TamperReason = 'modified' | 'deleted' | 'renamed' | 'replaced' | 'directory-removed'
@@ -48,6 +49,42 @@ export function inspectSentinelShallow(spec: SentinelSpec, baseline?: FileIdenti
       return {path: spec.path, verdict: 'intact', checksum: spec.checksum, identity: baseline, warnings: []}
   }
   return inspectSentinel(spec, baseline)
+}
+
+/**
+ * A full check of many sentinels: the same verdicts as inspectSentinel() and inspectSentinelShallow() one by one,
+ * with the files read in bulk (see readSentinels).
+ */
+export function inspectSentinels(specs: SentinelSpec[], baselineOf: (path: string) => FileIdentity | undefined, shallow = false): Finding[] {
+  const findings = new Array<Finding | undefined>(specs.length)
+  let toRead = specs.map((_, index) => index)
+  if (shallow) {
+    const stats = statSentinels(specs.map((spec) => spec.path))
+    if (!stats) return specs.map((spec) => inspectSentinelShallow(spec, baselineOf(spec.path)))
+    toRead = []
+    specs.forEach((spec, index) => {
+      const baseline = baselineOf(spec.path)
+      const stat = stats[index]
+      if (baseline && spec.checksum !== '' && stat.kind === 'file' && sameIdentity(stat.identity, baseline))
+        findings[index] = {path: spec.path, verdict: 'intact', checksum: spec.checksum, identity: baseline, warnings: []}
+      else toRead.push(index)
+    })
+  }
+  const readings = readSentinels(toRead.map((index) => specs[index].path))
+  toRead.forEach((index, at) => (findings[index] = judge(specs[index], baselineOf(specs[index].path), readings[at])))
+  return findings as Finding[]
+}
+
+function sameIdentity(now: FileIdentity, baseline: FileIdentity): boolean {
+  return (
+    now.dev === baseline.dev &&
+    now.ino === baseline.ino &&
+    now.size === baseline.size &&
+    now.mtimeMs === baseline.mtimeMs &&
+    now.mode === baseline.mode &&
+    now.uid === baseline.uid &&
+    now.gid === baseline.gid
+  )
 }
 
 export function judge(spec: SentinelSpec, baseline: FileIdentity | undefined, reading: SentinelReading): Finding {

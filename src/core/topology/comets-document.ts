@@ -42,7 +42,8 @@ export function parseComets(node: string, storeKey: string, data: Record<string,
   const procedures = new Map<string, string>()
   const policies = new Map<string, ReadPolicy>()
   const allowReaders: string[] = []
-  for (const [key, value] of Object.entries(data)) {
+  for (const key in data) {
+    const value = data[key]
     // Built only when something is wrong: this loop runs once per key, 200 000 times on a large server.
     const where = () => `${storeKey} key ${JSON.stringify(key)}`
     const first = key.indexOf(':')
@@ -83,7 +84,8 @@ export function parseComets(node: string, storeKey: string, data: Record<string,
   }
   for (const sentinel of sentinels.values())
     if (sentinel.procedure === '') throw new StoreDataError(`${storeKey} key ${JSON.stringify(sentinelKey(node, sentinel.mode, sentinel.path))}`, `has no ${procedureKey(node, sentinel.path)}`)
-  return {sentinels: [...sentinels.values()].sort((a, b) => a.path.localeCompare(b.path)), allowReaders: allowReaders.sort()}
+  // By code unit, not localeCompare: the order only has to be stable, and ICU collation costs seconds at 100 000 paths.
+  return {sentinels: [...sentinels.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)), allowReaders: allowReaders.sort()}
 }
 
 export function toCometsDocument(node: string, sentinels: readonly SentinelSpec[], allowReaders: readonly string[] = []): CometsDocument {

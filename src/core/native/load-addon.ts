@@ -3,10 +3,10 @@ import {createRequire} from 'node:module'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
-/** The addons under native/, built by `npm run build` (native/build.mjs) where there is a C compiler. */
-export type AddonName = 'fanotify' | 'inotify'
+/** The addons under native/, built by `npm run build` (native/build.mjs) where there is a C compiler. Each has a fallback in JavaScript or says why it cannot. */
+export type AddonName = 'fanotify' | 'inotify' | 'checksum'
 
-const OVERRIDE: Record<AddonName, string> = {fanotify: 'COMET_FANOTIFY_ADDON', inotify: 'COMET_INOTIFY_ADDON'}
+const OVERRIDE: Record<AddonName, string> = {fanotify: 'COMET_FANOTIFY_ADDON', inotify: 'COMET_INOTIFY_ADDON', checksum: 'COMET_CHECKSUM_ADDON'}
 const loaded = new Map<AddonName, {addon: unknown} | {reason: string}>()
 
 /** Where an addon is: $COMET_<NAME>_ADDON, else native/<name>/build/Release/<name>.node under the package root. */
@@ -14,7 +14,7 @@ export function addonPath(name: AddonName): string {
   const override = process.env[OVERRIDE[name]]
   if (override) return override
   const relative = join('native', name, 'build', 'Release', `${name}.node`)
-  // src/core/detect (tests run from source) or dist/src/core/detect (built): the package root is above.
+  // src/core/native (tests run from source) or dist/src/core/native (built): the package root is above.
   let directory = dirname(fileURLToPath(import.meta.url))
   for (let up = 0; up < 6; up++) {
     if (existsSync(join(directory, 'package.json')) && existsSync(join(directory, 'native', name))) return join(directory, relative)

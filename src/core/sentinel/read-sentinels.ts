@@ -1,0 +1,54 @@
+import {getSystemErrorMap} from 'node:util'
+
+import {loadAddon} from '../native/load-addon.js'
+import {readSentinel, type FileIdentity, type SentinelReading} from './read-sentinel.js'
+
+/** The native module's surface (native/checksum/checksum.c). */
+interface Addon {
+  /** errors: -errno of each unreadable file, as libuv numbers them. */
+  readFiles(paths: string[], shallow: boolean): {kinds: Uint8Array; digests: Buffer; stats: Float64Array; errors: Array<number | undefined>}
+}
+
+const KINDS = ['file', 'missing', 'symlink', 'not-a-file', 'unreadable'] as const
+const STATS_PER_FILE = 7
+
+/**
+ * Many sentinels at once, for a full check: the same reading as readSentinel() (no symlink followed, the type
+ * checked on the open descriptor, SHA-256 of the content), done by the checksum addon on several threads. Where
+ * the addon is not built, one file at a time in JavaScript.
+ */
+export function readSentinels(paths: string[]): SentinelReading[] {
+  const state = loadAddon<Addon>('checksum')
+  if (!('addon' in state)) return paths.map((path) => readSentinel(path))
+  const {kinds, digests, stats, errors} = state.addon.readFiles(paths, false)
+  return paths.map((path, index): SentinelReading => {
+    const kind = KINDS[kinds[index]]
+    if (kind === 'file') return {kind, checksum: digests.toString('hex', index * 32, index * 32 + 32), identity: identityAt(stats, index)}
+    if (kind === 'unreadable') return {kind, error: errorMessage(errors[index], path)}
+    return {kind}
+  })
+}
+
+export type SentinelStat = {kind: 'file'; identity: FileIdentity} | {kind: 'missing' | 'symlink' | 'not-a-file' | 'unreadable'}
+
+/** lstat of many paths at once (no open, so no fanotify permission event): for the periodic check under fanotify. */
+export function statSentinels(paths: string[]): SentinelStat[] | undefined {
+  const state = loadAddon<Addon>('checksum')
+  if (!('addon' in state)) return undefined
+  const {kinds, stats} = state.addon.readFiles(paths, true)
+  return paths.map((_, index): SentinelStat => {
+    const kind = KINDS[kinds[index]]
+    return kind === 'file' ? {kind, identity: identityAt(stats, index)} : {kind}
+  })
+}
+
+/** The message Node gives for the same failure ("EACCES: permission denied, open '/path'"). */
+function errorMessage(errno: number | undefined, path: string): string {
+  const [name, text] = (errno !== undefined && getSystemErrorMap().get(errno)) || ['EIO', 'i/o error']
+  return `${name}: ${text}, open '${path}'`
+}
+
+function identityAt(stats: Float64Array, index: number): FileIdentity {
+  const at = index * STATS_PER_FILE
+  return {dev: stats[at], ino: stats[at + 1], mode: stats[at + 2], uid: stats[at + 3], gid: stats[at + 4], mtimeMs: stats[at + 5], size: stats[at + 6]}
+}
