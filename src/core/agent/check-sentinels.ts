@@ -47,7 +47,7 @@ export function procedureLookup(topology: Topology): (path: string) => string {
 export function refineRenames(session: AgentSession, incident: Incident): void {
   for (const sentinel of incident.sentinels) {
     if (sentinel.reason !== 'deleted') continue
-    const baseline = session.local.baselines[sentinel.path]
+    const baseline = session.local.baselines.get(sentinel.path)
     const renamedTo = baseline && locateRenamed(sentinel.path, baseline)
     if (renamedTo) {
       sentinel.reason = 'renamed'

@@ -176,7 +176,7 @@ function plantOrFind(session: AgentSession, sentinel: Topology['sentinels'][numb
       try {
         const created = createSentinel(sentinel.path)
         local.created[sentinel.path] = created.checksum
-        local.baselines[sentinel.path] = created.identity
+        local.baselines.set(sentinel.path, created.identity)
         findings.push({path: sentinel.path, verdict: 'intact', checksum: created.checksum, identity: created.identity, warnings: []})
         return {...base, action: 'created', checksum: created.checksum}
       } catch (error) {

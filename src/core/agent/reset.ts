@@ -43,7 +43,7 @@ export async function resetNode(options: AgentOptions, request: ResetRequest = {
         try {
           const checksum = replant(sentinel)
           updates.push({path: sentinel.path, mode: sentinel.mode, checksum, previous: sentinel.checksum})
-          delete session.local.baselines[sentinel.path]
+          session.local.baselines.delete(sentinel.path)
           replanted.push({path: sentinel.path, action: sentinel.mode === 'create' ? 'created' : 'accepted'})
         } catch (error) {
           replanted.push({path: sentinel.path, action: 'failed', detail: (error as Error).message})
@@ -57,7 +57,7 @@ export async function resetNode(options: AgentOptions, request: ResetRequest = {
     const findings = session.inspectAll(topology.sentinels).map((finding) => (finding.verdict === 'intact' ? {...finding, warnings: []} : finding))
     for (const finding of findings)
       if (finding.verdict === 'intact') {
-        session.local.baselines[finding.path] = finding.identity
+        session.local.baselines.set(finding.path, finding.identity)
         rebaselined++
       }
     session.saveLocal()

@@ -1,6 +1,7 @@
 import {existsSync} from 'node:fs'
 import {join} from 'node:path'
 
+import {IdentityTable} from '../cache/identity-table.js'
 import {readLocalRecord, readTopologyCache, writeLocalRecord, writeTopologyCache, type LocalRecord, type TopologyCache} from '../cache/node-cache.js'
 import type {AgentOptions} from '../config/agent-options.js'
 import {CometError, StoreUnavailableError} from '../errors/index.js'
@@ -62,8 +63,10 @@ export class AgentSession {
     readonly store: KvStore,
     readonly paths: NodePaths,
     readonly readOnly: boolean,
+    /** A resident agent (comet watch): keeps every sentinel for its life, so its topology is held compactly. */
+    readonly resident: boolean,
   ) {
-    this.local = readLocalRecord(paths.identities, options.node) ?? {node: options.node, baselines: {}, created: {}}
+    this.local = readLocalRecord(paths.identities, options.node) ?? {node: options.node, baselines: new IdentityTable(), created: {}}
     this.latch = new FenceLatch(paths.latch)
     this.runner = new ProcedureRunner({outputDirectory: paths.runs, timeoutMs: options.procedureTimeoutMs, baseEnvironment: {COMET_NODE: options.node}})
     this.spool = new ReportSpool(paths.spool)
@@ -73,12 +76,12 @@ export class AgentSession {
   }
 
   /** A read-only session (dry runs) creates nothing on disk, but still refuses unsafe state. */
-  static async open(options: AgentOptions, {readOnly = false} = {}): Promise<AgentSession> {
+  static async open(options: AgentOptions, {readOnly = false, resident = false} = {}): Promise<AgentSession> {
     const paths = nodePaths(options.stateDir, options.node)
     if (readOnly) checkPrivateDirectoryIfPresent(options.stateDir) && checkPrivateDirectoryIfPresent(paths.root)
     else for (const directory of [options.stateDir, paths.root, paths.spool, paths.runs]) ensurePrivateDirectory(directory)
     const store = await openStore(options)
-    return new AgentSession(options, store, paths, readOnly)
+    return new AgentSession(options, store, paths, readOnly, resident)
   }
 
   get node(): string {
@@ -88,7 +91,7 @@ export class AgentSession {
   /** The store is the source of truth; when it cannot be reached, the last known-good local cache stands in. */
   async loadTopology(): Promise<LoadedTopology> {
     try {
-      const {topology} = await readTopology(this.store, this.node, this.options.readTimeoutMs)
+      const {topology} = await readTopology(this.store, this.node, this.options.readTimeoutMs, {ownPaths: this.resident})
       this.adoptTopology(topology)
       return {topology, source: 'store'}
     } catch (error) {
@@ -110,13 +113,7 @@ export class AgentSession {
   /** Keeps the cache in step with the store, and the fencer with the cache. */
   adoptTopology(topology: Topology): void {
     this.fencer.updateProcedures(topology.procedures)
-    const paths = new Set(topology.sentinels.map((sentinel) => sentinel.path))
-    let pruned = false
-    for (const path of Object.keys(this.local.baselines))
-      if (!paths.has(path)) {
-        delete this.local.baselines[path]
-        pruned = true
-      }
+    const pruned = this.local.baselines.retain(topology.sentinels.map((sentinel) => sentinel.path))
     const digest = topologyDigest(topology)
     if (digest !== this.local.topologyDigest || !existsSync(this.paths.cache)) {
       this.topologyCache = {node: this.node, store: this.store.description, savedAt: new Date().toISOString(), digest, topology}
@@ -132,22 +129,22 @@ export class AgentSession {
   }
 
   inspect(sentinel: SentinelSpec, shallow = false): Finding {
-    const baseline = this.local.baselines[sentinel.path]
+    const baseline = this.local.baselines.get(sentinel.path)
     return shallow ? inspectSentinelShallow(sentinel, baseline) : inspectSentinel(sentinel, baseline)
   }
 
   /** Every sentinel of a full check, read in bulk. */
   inspectAll(sentinels: SentinelSpec[], shallow = false): Finding[] {
     const baselines = this.local.baselines
-    return inspectSentinels(sentinels, (path) => baselines[path], shallow)
+    return inspectSentinels(sentinels, (path) => baselines.get(path), shallow)
   }
 
   /** Records the identity of intact sentinels that have none yet (first check after init or a lost record). */
   recordMissingBaselines(findings: Finding[]): void {
     let changed = false
     for (const finding of findings)
-      if (finding.verdict === 'intact' && !this.local.baselines[finding.path]) {
-        this.local.baselines[finding.path] = finding.identity
+      if (finding.verdict === 'intact' && !this.local.baselines.has(finding.path)) {
+        this.local.baselines.set(finding.path, finding.identity)
         changed = true
       }
     if (changed) this.saveLocal()

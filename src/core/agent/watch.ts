@@ -8,6 +8,7 @@ import {writeFileAtomic} from '../files/atomic-write.js'
 import {openDirectoryWatcher, type DirectoryWatcher} from '../detect/directory-watcher.js'
 import {describeProcess, type Decision, type FanotifyEvent} from '../detect/fanotify.js'
 import type {Fencing} from '../fence/fencer.js'
+import {releaseMemory} from '../native/release-memory.js'
 import type {SentinelSpec, Topology} from '../topology/topology.js'
 import {topologyDigest} from '../topology/topology-digest.js'
 import {checkAllSentinels, refineRenames, toTripped} from './check-sentinels.js'
@@ -87,7 +88,7 @@ export class WatchAgent {
   }
 
   static async start(options: AgentOptions, request: WatchRequest): Promise<WatchAgent> {
-    const session = await AgentSession.open(options)
+    const session = await AgentSession.open(options, {resident: true})
     const agent = new WatchAgent(session, request)
     try {
       await agent.begin()
@@ -113,6 +114,7 @@ export class WatchAgent {
     this.openReadGuard()
     await this.fullCheck('initial')
     this.readGuard?.sync(this.topology)
+    releaseMemory()
     this.interval = setInterval(() => void this.periodic(), this.request.intervalMs)
     this.request.log('info', `detectors: ${this.detector}`)
     this.request.log('info', `watching ${this.byPath.size} sentinel(s) in ${this.watcher.watched.length} director${this.watcher.watched.length === 1 ? 'y' : 'ies'} for node ${this.session.node} (${this.session.store.description}), re-verify every ${this.request.intervalMs / 1000} s`)
@@ -271,6 +273,7 @@ export class WatchAgent {
     this.readers.clear()
     this.request.log('info', 'reloading after SIGHUP: latch and topology re-read')
     await this.periodic('reload')
+    releaseMemory()
   }
 
   private async report(report: Parameters<AgentSession['reporter']['submit']>[0]): Promise<void> {

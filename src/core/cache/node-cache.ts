@@ -1,8 +1,8 @@
 import {StoreDataError} from '../errors/index.js'
 import {writeFileAtomic} from '../files/atomic-write.js'
 import {readPrivateJson} from '../files/private-json.js'
-import type {FileIdentity} from '../sentinel/read-sentinel.js'
 import type {Topology} from '../topology/topology.js'
+import {IdentityTable} from './identity-table.js'
 
 /**
  * The last known-good copy of a node's topology and procedures (cache.json). It is read only when the store
@@ -26,7 +26,7 @@ export interface TopologyCache {
 export interface LocalRecord {
   node: string
   topologyDigest?: string
-  baselines: Record<string, FileIdentity>
+  baselines: IdentityTable
   /** Files this agent created whose checksum may not have reached the store (it crashed, or the store was down). */
   created: Record<string, string>
 }
@@ -58,22 +58,20 @@ export function readLocalRecord(file: string, node: string): LocalRecord | undef
   if (stored === undefined) return undefined
   if (stored.node !== node || typeof stored.baselines !== 'object' || stored.baselines === null)
     throw new StoreDataError(file, `is not the local record of node ${node}; remove it and run comet verify to record the sentinels again`)
-  const baselines: Record<string, FileIdentity> = {}
-  for (const path in stored.baselines) {
+  const paths = Object.keys(stored.baselines)
+  const baselines = new IdentityTable(paths.length)
+  for (const path of paths) {
     const entry = stored.baselines[path]
     if (!Array.isArray(entry) || entry.length !== 7 || entry.some((value) => typeof value !== 'number'))
       throw new StoreDataError(file, `the identity of ${path} is not 7 numbers; remove the file and run comet verify to record the sentinels again`)
-    baselines[path] = {dev: entry[0], ino: entry[1], mode: entry[2], uid: entry[3], gid: entry[4], mtimeMs: entry[5], size: entry[6]}
+    baselines.setValues(path, entry[0], entry[1], entry[2], entry[3], entry[4], entry[5], entry[6])
   }
   return {node, topologyDigest: stored.topologyDigest, baselines, created: stored.created ?? {}}
 }
 
 export function writeLocalRecord(file: string, record: LocalRecord): void {
   const baselines: Record<string, StoredIdentity> = {}
-  for (const path in record.baselines) {
-    const identity = record.baselines[path]
-    baselines[path] = [identity.dev, identity.ino, identity.mode, identity.uid, identity.gid, identity.mtimeMs, identity.size]
-  }
+  for (const [path, identity] of record.baselines.entries()) baselines[path] = [identity.dev, identity.ino, identity.mode, identity.uid, identity.gid, identity.mtimeMs, identity.size]
   const stored: StoredLocalRecord = {node: record.node, topologyDigest: record.topologyDigest, baselines, created: record.created}
   writeFileAtomic(file, JSON.stringify(stored) + '\n')
 }

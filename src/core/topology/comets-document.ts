@@ -37,7 +37,16 @@ export function parseCometsDocument(node: string, storeKey: string, data: Record
   return parseComets(node, storeKey, data).sentinels
 }
 
-export function parseComets(node: string, storeKey: string, data: Record<string, unknown>): CometsContent {
+export interface ParseOptions {
+  /**
+   * Give each sentinel a path string of its own rather than a slice of its key, which keeps the whole key alive:
+   * for the resident agent, which holds every path for its life (a few megabytes at 100 000 sentinels), at the
+   * cost of a copy that a one-shot command need not pay.
+   */
+  ownPaths?: boolean
+}
+
+export function parseComets(node: string, storeKey: string, data: Record<string, unknown>, options: ParseOptions = {}): CometsContent {
   const sentinels = new Map<string, SentinelSpec>()
   const procedures = new Map<string, string>()
   const policies = new Map<string, ReadPolicy>()
@@ -67,7 +76,8 @@ export function parseComets(node: string, storeKey: string, data: Record<string,
     } else if ((MODES as readonly string[]).includes(kind)) {
       if (value !== '' && !CHECKSUM_PATTERN.test(value)) throw new StoreDataError(where(), 'the checksum must be empty or 64 lowercase hex digits (sha256)')
       if (sentinels.has(path)) throw new StoreDataError(where(), `the path is listed both as create and as already_present`)
-      sentinels.set(path, {path, mode: kind as SentinelMode, checksum: value, procedure: '', onRead: DEFAULT_READ_POLICY})
+      // The constant, not `kind`: a slice of the key would keep the whole key alive in every sentinel.
+      sentinels.set(path, {path: options.ownPaths ? ownCopy(path) : path, mode: kind === 'create' ? 'create' : 'already_present', checksum: value, procedure: '', onRead: DEFAULT_READ_POLICY})
     } else {
       throw new StoreDataError(where(), `unknown kind ${JSON.stringify(kind)} (expected create, already_present, fencing_procedure, on_read or allow_reader)`)
     }
@@ -86,6 +96,14 @@ export function parseComets(node: string, storeKey: string, data: Record<string,
     if (sentinel.procedure === '') throw new StoreDataError(`${storeKey} key ${JSON.stringify(sentinelKey(node, sentinel.mode, sentinel.path))}`, `has no ${procedureKey(node, sentinel.path)}`)
   // By code unit, not localeCompare: the order only has to be stable, and ICU collation costs seconds at 100 000 paths.
   return {sentinels: [...sentinels.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)), allowReaders: allowReaders.sort()}
+}
+
+/** A copy that shares no memory with `text` (a slice of a key), or `text` itself when no faithful copy can be made. */
+function ownCopy(text: string): string {
+  const latin1 = Buffer.from(text, 'latin1').toString('latin1')
+  if (latin1 === text) return latin1
+  const utf8 = Buffer.from(text, 'utf8').toString('utf8')
+  return utf8 === text ? utf8 : text
 }
 
 export function toCometsDocument(node: string, sentinels: readonly SentinelSpec[], allowReaders: readonly string[] = []): CometsDocument {

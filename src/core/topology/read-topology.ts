@@ -1,7 +1,7 @@
 import {CometError, StoreDataError} from '../errors/index.js'
 import {mapLimit} from '../metrics/map-limit.js'
 import {StorePaths, type KvStore} from '../store/store.js'
-import {parseComets} from './comets-document.js'
+import {parseComets, type ParseOptions} from './comets-document.js'
 import {decodeProcedure} from './fencing-document.js'
 import {BUILTIN_PROCEDURES, type Topology} from './topology.js'
 
@@ -14,12 +14,12 @@ export interface TopologyRead {
 }
 
 /** Reads `comets/<node>` and every `fencing/<name>` it names. */
-export async function readTopology(store: KvStore, node: string, timeoutMs?: number): Promise<TopologyRead> {
+export async function readTopology(store: KvStore, node: string, timeoutMs?: number, parse: ParseOptions = {}): Promise<TopologyRead> {
   const key = StorePaths.comets(node)
   const document = await store.read(key, {timeoutMs})
   if (!document)
     throw new CometError(`no sentinels are defined for node ${JSON.stringify(node)} in ${store.description} (${key} is absent): run comet init --manifest FILE, or check --node`, {culprit: key})
-  const {sentinels, allowReaders} = parseComets(node, key, document.data)
+  const {sentinels, allowReaders} = parseComets(node, key, document.data, parse)
   const names = [...new Set(sentinels.map((sentinel) => sentinel.procedure))]
   const procedures: Record<string, string> = {}
   // A bounded number at a time: a node may name hundreds of procedures, and the store is shared by the fleet.

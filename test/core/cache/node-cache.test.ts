@@ -3,6 +3,7 @@ import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 
+import {IdentityTable} from '../../../src/core/cache/identity-table.js'
 import {readLocalRecord, readTopologyCache, writeLocalRecord, writeTopologyCache, type LocalRecord} from '../../../src/core/cache/node-cache.js'
 import {StoreDataError} from '../../../src/core/errors/index.js'
 import {tempDir} from '../../support/temp-dir.js'
@@ -10,19 +11,17 @@ import {tempDir} from '../../support/temp-dir.js'
 describe('the local cache and record', () => {
   it('keeps identities exactly, fractional mtimes and large inodes included, across a write and a read', () => {
     const file = join(tempDir(), 'identities.json')
-    const record: LocalRecord = {
-      node: 'web01',
-      topologyDigest: 'd'.repeat(64),
-      baselines: {'/srv/a': {dev: 66306, ino: 2 ** 40 + 3, mode: 0o600, uid: 0, gid: 0, mtimeMs: 1796363394485.324, size: 512}},
-      created: {'/srv/a': 'a'.repeat(64)},
-    }
+    const identity = {dev: 66306, ino: 2 ** 40 + 3, mode: 0o600, uid: 0, gid: 0, mtimeMs: 1796363394485.324, size: 512}
+    const record: LocalRecord = {node: 'web01', topologyDigest: 'd'.repeat(64), baselines: new IdentityTable(), created: {'/srv/a': 'a'.repeat(64)}}
+    record.baselines.set('/srv/a', identity)
     writeLocalRecord(file, record)
-    assert.deepEqual(readLocalRecord(file, 'web01'), record)
+    const read = readLocalRecord(file, 'web01')
+    assert.deepEqual(read && {...read, baselines: [...read.baselines.entries()]}, {...record, baselines: [['/srv/a', identity]]})
   })
 
   it('refuses a record of another node, or an identity that is not 7 numbers, naming the file', () => {
     const file = join(tempDir(), 'identities.json')
-    writeLocalRecord(file, {node: 'web01', baselines: {}, created: {}})
+    writeLocalRecord(file, {node: 'web01', baselines: new IdentityTable(), created: {}})
     assert.throws(() => readLocalRecord(file, 'db02'), (error: unknown) => error instanceof StoreDataError && error.message.includes(file) && /node db02/.test(error.message))
     writeFileSync(file, JSON.stringify({node: 'web01', baselines: {'/srv/a': [1, 2, 3]}, created: {}}), {mode: 0o600})
     assert.throws(() => readLocalRecord(file, 'web01'), (error: unknown) => error instanceof StoreDataError && error.message.includes('/srv/a is not 7 numbers'))
