@@ -12,8 +12,10 @@
  *     digests: 32 bytes a file (zero when shallow or not a file)
  *     stats: 7 numbers a file: dev, ino, mode (permission bits), uid, gid, mtimeMs, size
  *     shallow: lstat only, no open and no hash (the periodic check while fanotify guards the sentinels)
- * The call is synchronous (the caller's event loop waits, as it did for the same work in JavaScript) and
- * spreads the paths over up to 4 threads.
+ *   readFilesAsync(paths, shallow, callback(error, result)): the same, off the JavaScript thread
+ *   trimMemory(): malloc_trim(0)
+ * readFiles is synchronous (the caller's event loop waits, as it did for the same work in JavaScript); both
+ * spread the paths over up to 4 threads.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -220,94 +222,187 @@ static void *worker(void *arg) {
   return NULL;
 }
 
-static napi_value js_read_files(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+static void batch_free(batch_t *b) {
+  if (!b) return;
+  if (b->paths)
+    for (size_t i = 0; i < b->count; i++) free(b->paths[i]);
+  free(b->paths);
+  free(b->kinds);
+  free(b->digests);
+  free(b->stats);
+  free(b->errors);
+  free(b);
+}
+
+/* Copies the paths out of JavaScript (on its thread) into a batch; NULL with an exception pending on failure. */
+static batch_t *batch_from_js(napi_env env, napi_value array, bool shallow) {
   bool is_array = false;
-  if (argc < 1 || napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array) {
+  if (napi_is_array(env, array, &is_array) != napi_ok || !is_array) {
     napi_throw_type_error(env, NULL, "checksum addon: readFiles(paths, shallow) needs an array of paths");
     return NULL;
   }
-  bool shallow = false;
-  if (argc >= 2) napi_get_value_bool(env, argv[1], &shallow);
   uint32_t count;
-  napi_get_array_length(env, argv[0], &count);
-
-  batch_t b = {.count = count, .shallow = shallow};
-  napi_value result = NULL, kinds_ab, kinds, digests, stats_ab, stats, errors;
-  void *kinds_data, *digests_data, *stats_data;
-  if (napi_create_arraybuffer(env, count, &kinds_data, &kinds_ab) != napi_ok ||
-      napi_create_buffer(env, (size_t)count * 32, &digests_data, &digests) != napi_ok ||
-      napi_create_arraybuffer(env, (size_t)count * STATS_PER_FILE * sizeof(double), &stats_data, &stats_ab) != napi_ok)
-    return NULL;
-  b.kinds = kinds_data;
-  b.digests = digests_data;
-  b.stats = stats_data;
-  memset(b.digests, 0, (size_t)count * 32);
-  memset(b.stats, 0, (size_t)count * STATS_PER_FILE * sizeof(double));
-  b.paths = calloc(count ? count : 1, sizeof(char *));
-  b.errors = calloc(count ? count : 1, sizeof(int));
-  if (!b.paths || !b.errors) goto out_of_memory;
-
+  napi_get_array_length(env, array, &count);
+  batch_t *b = calloc(1, sizeof *b);
+  if (!b) goto out_of_memory;
+  b->count = count;
+  b->shallow = shallow;
+  size_t n = count ? count : 1;
+  b->paths = calloc(n, sizeof(char *));
+  b->kinds = calloc(n, 1);
+  b->digests = calloc(n, 32);
+  b->stats = calloc(n * STATS_PER_FILE, sizeof(double));
+  b->errors = calloc(n, sizeof(int));
+  if (!b->paths || !b->kinds || !b->digests || !b->stats || !b->errors) goto out_of_memory;
   for (uint32_t i = 0; i < count; i++) {
     napi_value element;
     size_t length = 0;
-    if (napi_get_element(env, argv[0], i, &element) != napi_ok ||
-        napi_get_value_string_utf8(env, element, NULL, 0, &length) != napi_ok) {
+    if (napi_get_element(env, array, i, &element) != napi_ok || napi_get_value_string_utf8(env, element, NULL, 0, &length) != napi_ok) {
       napi_throw_type_error(env, NULL, "checksum addon: every path must be a string");
-      goto done;
+      batch_free(b);
+      return NULL;
     }
-    b.paths[i] = malloc(length + 1);
-    if (!b.paths[i]) goto out_of_memory;
-    napi_get_value_string_utf8(env, element, b.paths[i], length + 1, &length);
-    if (strlen(b.paths[i]) != length) {
-      /* A NUL inside: no such file can exist under that name. */
-      b.paths[i][0] = '\0';
-    }
+    b->paths[i] = malloc(length + 1);
+    if (!b->paths[i]) goto out_of_memory;
+    napi_get_value_string_utf8(env, element, b->paths[i], length + 1, &length);
+    /* A NUL inside: no such file can exist under that name. */
+    if (strlen(b->paths[i]) != length) b->paths[i][0] = '\0';
   }
+  return b;
+out_of_memory:
+  batch_free(b);
+  napi_throw_error(env, "ENOMEM", "checksum addon: out of memory");
+  return NULL;
+}
 
-  pthread_mutex_init(&b.mu, NULL);
+/* Reads the whole batch on up to MAX_THREADS threads (this one included); false when out of memory. */
+static bool batch_run(batch_t *b) {
+  pthread_mutex_init(&b->mu, NULL);
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  size_t threads = count < 256 ? 1 : (size_t)(cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : cpus);
+  size_t threads = b->count < 256 ? 1 : (size_t)(cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : cpus);
   pthread_t ids[MAX_THREADS];
   size_t started = 0;
   for (size_t t = 1; t < threads; t++)
-    if (pthread_create(&ids[started], NULL, worker, &b) == 0) started++;
-  bool failed = worker(&b) != NULL;
+    if (pthread_create(&ids[started], NULL, worker, b) == 0) started++;
+  bool failed = worker(b) != NULL;
   for (size_t t = 0; t < started; t++) {
     void *status = NULL;
     pthread_join(ids[t], &status);
     failed = failed || status != NULL;
   }
-  pthread_mutex_destroy(&b.mu);
-  if (failed) goto out_of_memory;
+  pthread_mutex_destroy(&b->mu);
+  return !failed;
+}
 
+/* The batch's results as JavaScript values: {kinds, digests, stats, errors}. */
+static napi_value batch_to_js(napi_env env, batch_t *b) {
+  napi_value result, kinds_ab, kinds, digests, stats_ab, stats, errors;
+  void *kinds_data, *digests_data, *stats_data;
+  size_t count = b->count;
+  if (napi_create_arraybuffer(env, count, &kinds_data, &kinds_ab) != napi_ok ||
+      napi_create_buffer(env, count * 32, &digests_data, &digests) != napi_ok ||
+      napi_create_arraybuffer(env, count * STATS_PER_FILE * sizeof(double), &stats_data, &stats_ab) != napi_ok)
+    return NULL;
+  memcpy(kinds_data, b->kinds, count);
+  memcpy(digests_data, b->digests, count * 32);
+  memcpy(stats_data, b->stats, count * STATS_PER_FILE * sizeof(double));
   napi_create_typedarray(env, napi_uint8_array, count, kinds_ab, 0, &kinds);
-  napi_create_typedarray(env, napi_float64_array, (size_t)count * STATS_PER_FILE, stats_ab, 0, &stats);
+  napi_create_typedarray(env, napi_float64_array, count * STATS_PER_FILE, stats_ab, 0, &stats);
   napi_create_array_with_length(env, count, &errors);
-  for (uint32_t i = 0; i < count; i++) {
-    if (b.kinds[i] != KIND_UNREADABLE) continue;
+  for (size_t i = 0; i < count; i++) {
+    if (b->kinds[i] != KIND_UNREADABLE) continue;
     napi_value code;
-    napi_create_int32(env, -b.errors[i], &code);
-    napi_set_element(env, errors, i, code);
+    napi_create_int32(env, -b->errors[i], &code);
+    napi_set_element(env, errors, (uint32_t)i, code);
   }
   napi_create_object(env, &result);
   napi_set_named_property(env, result, "kinds", kinds);
   napi_set_named_property(env, result, "digests", digests);
   napi_set_named_property(env, result, "stats", stats);
   napi_set_named_property(env, result, "errors", errors);
-  goto done;
-
-out_of_memory:
-  napi_throw_error(env, "ENOMEM", "checksum addon: out of memory");
-  result = NULL;
-done:
-  if (b.paths)
-    for (uint32_t i = 0; i < count; i++) free(b.paths[i]);
-  free(b.paths);
-  free(b.errors);
   return result;
+}
+
+static napi_value js_read_files(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool shallow = false;
+  if (argc >= 2) napi_get_value_bool(env, argv[1], &shallow);
+  batch_t *b = argc >= 1 ? batch_from_js(env, argv[0], shallow) : NULL;
+  if (!b) {
+    if (argc < 1) napi_throw_type_error(env, NULL, "checksum addon: readFiles(paths, shallow) needs an array of paths");
+    return NULL;
+  }
+  napi_value result = NULL;
+  if (batch_run(b))
+    result = batch_to_js(env, b);
+  else
+    napi_throw_error(env, "ENOMEM", "checksum addon: out of memory");
+  batch_free(b);
+  return result;
+}
+
+/* The same work off the JavaScript thread (libuv's pool), so that JavaScript can parse the store meanwhile. */
+typedef struct {
+  batch_t *batch;
+  bool ok;
+  napi_async_work work;
+  napi_ref callback;
+} async_read_t;
+
+static void async_execute(napi_env env, void *data) {
+  (void)env;
+  async_read_t *a = data;
+  a->ok = batch_run(a->batch);
+}
+
+static void async_complete(napi_env env, napi_status status, void *data) {
+  async_read_t *a = data;
+  napi_value callback, global, argv[2], ignored;
+  napi_get_reference_value(env, a->callback, &callback);
+  napi_get_global(env, &global);
+  napi_get_null(env, &argv[0]);
+  napi_get_null(env, &argv[1]);
+  if (status != napi_ok || !a->ok) {
+    napi_value message;
+    napi_create_string_utf8(env, status != napi_ok ? "checksum addon: the read was cancelled" : "checksum addon: out of memory", NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, NULL, message, &argv[0]);
+  } else {
+    argv[1] = batch_to_js(env, a->batch);
+  }
+  napi_call_function(env, global, callback, 2, argv, &ignored);
+  napi_delete_reference(env, a->callback);
+  napi_delete_async_work(env, a->work);
+  batch_free(a->batch);
+  free(a);
+}
+
+static napi_value js_read_files_async(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], name;
+  napi_valuetype type;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 3 || napi_typeof(env, argv[2], &type) != napi_ok || type != napi_function) {
+    napi_throw_type_error(env, NULL, "checksum addon: readFilesAsync(paths, shallow, callback) needs a callback");
+    return NULL;
+  }
+  bool shallow = false;
+  napi_get_value_bool(env, argv[1], &shallow);
+  batch_t *b = batch_from_js(env, argv[0], shallow);
+  if (!b) return NULL;
+  async_read_t *a = calloc(1, sizeof *a);
+  if (!a) {
+    batch_free(b);
+    napi_throw_error(env, "ENOMEM", "checksum addon: out of memory");
+    return NULL;
+  }
+  a->batch = b;
+  napi_create_reference(env, argv[2], 1, &a->callback);
+  napi_create_string_utf8(env, "comet:readFiles", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, async_execute, async_complete, a, &a->work);
+  napi_queue_async_work(env, a->work);
+  return NULL;
 }
 
 /* Gives the C heap's free memory back to the system (glibc keeps it otherwise): after a start that read and
@@ -321,9 +416,10 @@ static napi_value js_trim(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"readFiles", NULL, js_read_files, NULL, NULL, NULL, napi_default, NULL},
+      {"readFilesAsync", NULL, js_read_files_async, NULL, NULL, NULL, napi_default, NULL},
       {"trimMemory", NULL, js_trim, NULL, NULL, NULL, napi_default, NULL},
   };
-  napi_define_properties(env, exports, 2, props);
+  napi_define_properties(env, exports, 3, props);
   return exports;
 }
 

@@ -2,6 +2,7 @@ import {ExitCode} from '../errors/index.js'
 import type {FenceOptions, Fencing} from '../fence/fencer.js'
 import type {Incident, SentinelCounts, TrippedSentinel} from '../report/node-status.js'
 import type {Finding} from '../sentinel/inspect-sentinel.js'
+import type {SentinelReading} from '../sentinel/read-sentinel.js'
 import {locateRenamed} from '../sentinel/locate-renamed.js'
 import type {Topology} from '../topology/topology.js'
 import {countFindings, type AgentSession} from './session.js'
@@ -22,12 +23,13 @@ export interface CheckOutcome {
 }
 
 /** A full pass: inspect every sentinel, and fence on the tampered ones (unless told not to). */
-export function checkAllSentinels(session: AgentSession, topology: Topology, source: Incident['source'], options: FenceOptions = {}, shallow = false): CheckOutcome {
-  const findings = session.inspectAll(topology.sentinels, shallow)
-  const procedureOf = procedureLookup(topology)
-  const tripped = findings.flatMap((finding) =>
-    finding.verdict === 'tampered' && !session.latch.hasTripped(finding.path, finding.reason) ? [toTripped(finding, procedureOf(finding.path))] : [],
-  )
+export function checkAllSentinels(session: AgentSession, topology: Topology, source: Incident['source'], options: FenceOptions = {}, shallow = false, prefetched?: Map<string, SentinelReading>): CheckOutcome {
+  // findings[i] is the finding of topology.sentinels[i].
+  const findings = session.inspectAll(topology.sentinels, shallow, prefetched)
+  const tripped: TrippedSentinel[] = []
+  findings.forEach((finding, index) => {
+    if (finding.verdict === 'tampered' && !session.latch.hasTripped(finding.path, finding.reason)) tripped.push(toTripped(finding, topology.sentinels[index].procedure))
+  })
   const fencing = tripped.length > 0 ? session.fencer.trip(tripped, source, options) : undefined
   session.recordMissingBaselines(findings)
   if (fencing) refineRenames(session, fencing.incident)
@@ -36,11 +38,6 @@ export function checkAllSentinels(session: AgentSession, topology: Topology, sou
 
 export function toTripped(finding: Extract<Finding, {verdict: 'tampered'}>, procedure: string): TrippedSentinel {
   return {path: finding.path, reason: finding.reason, detail: finding.detail, at: new Date().toISOString(), procedure}
-}
-
-export function procedureLookup(topology: Topology): (path: string) => string {
-  const byPath = new Map(topology.sentinels.map((sentinel) => [sentinel.path, sentinel.procedure]))
-  return (path) => byPath.get(path) ?? ''
 }
 
 /** Tells "renamed" from "deleted" once the procedures run: the procedure saw `deleted`, the record says where the file went. */
@@ -56,11 +53,11 @@ export function refineRenames(session: AgentSession, incident: Incident): void {
   }
 }
 
+/** findings[i] is the finding of topology.sentinels[i], as checkAllSentinels() returns them. */
 export function describeFindings(findings: Finding[], topology: Topology): SentinelResult[] {
-  const procedureOf = procedureLookup(topology)
-  return findings.map((finding) => ({
+  return findings.map((finding, index) => ({
     path: finding.path,
-    procedure: procedureOf(finding.path),
+    procedure: topology.sentinels[index].procedure,
     verdict: finding.verdict,
     reason: finding.verdict === 'tampered' ? finding.reason : undefined,
     detail: 'detail' in finding ? finding.detail : undefined,

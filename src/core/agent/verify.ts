@@ -26,8 +26,9 @@ export interface VerifyResult {
 export async function verifyNode(options: AgentOptions, request: VerifyRequest = {}): Promise<VerifyResult> {
   const session = await AgentSession.open(options)
   try {
+    const prefetch = session.prefetchReadings()
     const loaded = await session.loadTopology()
-    const outcome = checkAllSentinels(session, loaded.topology, 'verify', {noFence: request.noFence})
+    const outcome = checkAllSentinels(session, loaded.topology, 'verify', {noFence: request.noFence}, false, await prefetch)
     if (outcome.fencing) await session.reporter.submit(session.incidentReport(outcome.fencing.incident))
     const incident = outcome.fencing ? await outcome.fencing.finished : undefined
     if (incident) session.spool.add(session.incidentReport(incident))

@@ -37,7 +37,7 @@ export class IdentityTable {
     this.setValues(path, identity.dev, identity.ino, identity.mode, identity.uid, identity.gid, identity.mtimeMs, identity.size)
   }
 
-  setValues(path: string, ...fields: [number, number, number, number, number, number, number]): void {
+  setValues(path: string, dev: number, ino: number, mode: number, uid: number, gid: number, mtimeMs: number, size: number): void {
     let slot = this.slots.get(path)
     if (slot === undefined) {
       slot = this.free.pop() ?? this.used++
@@ -48,7 +48,15 @@ export class IdentityTable {
       }
       this.slots.set(path, slot)
     }
-    this.values.set(fields, slot * FIELDS)
+    const at = slot * FIELDS
+    const v = this.values
+    v[at] = dev
+    v[at + 1] = ino
+    v[at + 2] = mode
+    v[at + 3] = uid
+    v[at + 4] = gid
+    v[at + 5] = mtimeMs
+    v[at + 6] = size
   }
 
   delete(path: string): boolean {
@@ -73,6 +81,10 @@ export class IdentityTable {
     if (dropped) for (const [path, slot] of this.slots) if (!kept.has(path)) this.free.push(slot)
     this.slots = kept
     return dropped
+  }
+
+  paths(): IterableIterator<string> {
+    return this.slots.keys()
   }
 
   *entries(): IterableIterator<[string, FileIdentity]> {

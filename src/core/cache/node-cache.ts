@@ -31,13 +31,15 @@ export interface LocalRecord {
   created: Record<string, string>
 }
 
-/** On disk, an identity is an array, which halves the file at 100 000 sentinels. */
-type StoredIdentity = [dev: number, ino: number, mode: number, uid: number, gid: number, mtimeMs: number, size: number]
-
+/**
+ * On disk, two arrays rather than an object keyed by path: the paths, and their identities as 7 numbers each
+ * (dev, ino, mode, uid, gid, mtimeMs, size). JSON.parse reads arrays far faster than an object of 100 000 keys.
+ */
 interface StoredLocalRecord {
   node: string
   topologyDigest?: string
-  baselines: Record<string, StoredIdentity>
+  paths: string[]
+  identities: number[]
   created: Record<string, string>
 }
 
@@ -56,22 +58,29 @@ export function writeTopologyCache(file: string, cache: Omit<TopologyCache, 'sav
 export function readLocalRecord(file: string, node: string): LocalRecord | undefined {
   const stored = readPrivateJson<StoredLocalRecord>(file)
   if (stored === undefined) return undefined
-  if (stored.node !== node || typeof stored.baselines !== 'object' || stored.baselines === null)
-    throw new StoreDataError(file, `is not the local record of node ${node}; remove it and run comet verify to record the sentinels again`)
-  const paths = Object.keys(stored.baselines)
+  const again = 'remove it and run comet verify to record the sentinels again'
+  if (stored.node !== node) throw new StoreDataError(file, `is not the local record of node ${node}; ${again}`)
+  const {paths, identities} = stored
+  if (!Array.isArray(paths) || !Array.isArray(identities) || identities.length !== paths.length * 7)
+    throw new StoreDataError(file, `does not hold 7 numbers for each of its paths; ${again}`)
   const baselines = new IdentityTable(paths.length)
-  for (const path of paths) {
-    const entry = stored.baselines[path]
-    if (!Array.isArray(entry) || entry.length !== 7 || entry.some((value) => typeof value !== 'number'))
-      throw new StoreDataError(file, `the identity of ${path} is not 7 numbers; remove the file and run comet verify to record the sentinels again`)
-    baselines.setValues(path, entry[0], entry[1], entry[2], entry[3], entry[4], entry[5], entry[6])
+  for (let index = 0; index < paths.length; index++) {
+    const at = index * 7
+    for (let field = at; field < at + 7; field++)
+      if (typeof identities[field] !== 'number') throw new StoreDataError(file, `the identity of ${String(paths[index])} is not 7 numbers; ${again}`)
+    if (typeof paths[index] !== 'string') throw new StoreDataError(file, `entry ${index} is not a path; ${again}`)
+    baselines.setValues(paths[index], identities[at], identities[at + 1], identities[at + 2], identities[at + 3], identities[at + 4], identities[at + 5], identities[at + 6])
   }
   return {node, topologyDigest: stored.topologyDigest, baselines, created: stored.created ?? {}}
 }
 
 export function writeLocalRecord(file: string, record: LocalRecord): void {
-  const baselines: Record<string, StoredIdentity> = {}
-  for (const [path, identity] of record.baselines.entries()) baselines[path] = [identity.dev, identity.ino, identity.mode, identity.uid, identity.gid, identity.mtimeMs, identity.size]
-  const stored: StoredLocalRecord = {node: record.node, topologyDigest: record.topologyDigest, baselines, created: record.created}
+  const paths: string[] = []
+  const identities: number[] = []
+  for (const [path, identity] of record.baselines.entries()) {
+    paths.push(path)
+    identities.push(identity.dev, identity.ino, identity.mode, identity.uid, identity.gid, identity.mtimeMs, identity.size)
+  }
+  const stored: StoredLocalRecord = {node: record.node, topologyDigest: record.topologyDigest, paths, identities, created: record.created}
   writeFileAtomic(file, JSON.stringify(stored) + '\n')
 }

@@ -55,7 +55,7 @@ export function inspectSentinelShallow(spec: SentinelSpec, baseline?: FileIdenti
  * A full check of many sentinels: the same verdicts as inspectSentinel() and inspectSentinelShallow() one by one,
  * with the files read in bulk (see readSentinels).
  */
-export function inspectSentinels(specs: SentinelSpec[], baselineOf: (path: string) => FileIdentity | undefined, shallow = false): Finding[] {
+export function inspectSentinels(specs: SentinelSpec[], baselineOf: (path: string) => FileIdentity | undefined, shallow = false, prefetched?: Map<string, SentinelReading>): Finding[] {
   const findings = new Array<Finding | undefined>(specs.length)
   let toRead = specs.map((_, index) => index)
   if (shallow) {
@@ -70,8 +70,12 @@ export function inspectSentinels(specs: SentinelSpec[], baselineOf: (path: strin
       else toRead.push(index)
     })
   }
-  const readings = readSentinels(toRead.map((index) => specs[index].path))
-  toRead.forEach((index, at) => (findings[index] = judge(specs[index], baselineOf(specs[index].path), readings[at])))
+  // Readings taken a moment ago (while the store was read) stand for their paths; the others are read now.
+  const unread = prefetched ? toRead.filter((index) => !prefetched.has(specs[index].path)) : toRead
+  const readings = readSentinels(unread.map((index) => specs[index].path))
+  unread.forEach((index, at) => (findings[index] = judge(specs[index], baselineOf(specs[index].path), readings[at])))
+  if (prefetched)
+    for (const index of toRead) findings[index] ??= judge(specs[index], baselineOf(specs[index].path), prefetched.get(specs[index].path) as SentinelReading)
   return findings as Finding[]
 }
 

@@ -6,7 +6,14 @@ import {readSentinel, type FileIdentity, type SentinelReading} from './read-sent
 /** The native module's surface (native/checksum/checksum.c). */
 interface Addon {
   /** errors: -errno of each unreadable file, as libuv numbers them. */
-  readFiles(paths: string[], shallow: boolean): {kinds: Uint8Array; digests: Buffer; stats: Float64Array; errors: Array<number | undefined>}
+  readFiles(paths: string[], shallow: boolean): NativeReadings
+  readFilesAsync(paths: string[], shallow: boolean, callback: (error: Error | null, result: NativeReadings | null) => void): void
+}
+interface NativeReadings {
+  kinds: Uint8Array
+  digests: Buffer
+  stats: Float64Array
+  errors: Array<number | undefined>
 }
 
 const KINDS = ['file', 'missing', 'symlink', 'not-a-file', 'unreadable'] as const
@@ -20,7 +27,18 @@ const STATS_PER_FILE = 7
 export function readSentinels(paths: string[]): SentinelReading[] {
   const state = loadAddon<Addon>('checksum')
   if (!('addon' in state)) return paths.map((path) => readSentinel(path))
-  const {kinds, digests, stats, errors} = state.addon.readFiles(paths, false)
+  return toReadings(paths, state.addon.readFiles(paths, false))
+}
+
+/** readSentinels() off the JavaScript thread, so that it can do other work meanwhile (parse the store). */
+export function readSentinelsAsync(paths: string[]): Promise<SentinelReading[]> {
+  const state = loadAddon<Addon>('checksum')
+  if (!('addon' in state)) return Promise.resolve(paths.map((path) => readSentinel(path)))
+  const addon = state.addon
+  return new Promise((resolve, reject) => addon.readFilesAsync(paths, false, (error, result) => (error || !result ? reject(error) : resolve(toReadings(paths, result)))))
+}
+
+function toReadings(paths: string[], {kinds, digests, stats, errors}: NativeReadings): SentinelReading[] {
   return paths.map((path, index): SentinelReading => {
     const kind = KINDS[kinds[index]]
     if (kind === 'file') return {kind, checksum: digests.toString('hex', index * 32, index * 32 + 32), identity: identityAt(stats, index)}

@@ -23,7 +23,9 @@ describe('the local cache and record', () => {
     const file = join(tempDir(), 'identities.json')
     writeLocalRecord(file, {node: 'web01', baselines: new IdentityTable(), created: {}})
     assert.throws(() => readLocalRecord(file, 'db02'), (error: unknown) => error instanceof StoreDataError && error.message.includes(file) && /node db02/.test(error.message))
-    writeFileSync(file, JSON.stringify({node: 'web01', baselines: {'/srv/a': [1, 2, 3]}, created: {}}), {mode: 0o600})
+    writeFileSync(file, JSON.stringify({node: 'web01', paths: ['/srv/a'], identities: [1, 2, 3], created: {}}), {mode: 0o600})
+    assert.throws(() => readLocalRecord(file, 'web01'), (error: unknown) => error instanceof StoreDataError && error.message.includes('does not hold 7 numbers'))
+    writeFileSync(file, JSON.stringify({node: 'web01', paths: ['/srv/a'], identities: [1, 2, 3, 4, 5, 6, 'x'], created: {}}), {mode: 0o600})
     assert.throws(() => readLocalRecord(file, 'web01'), (error: unknown) => error instanceof StoreDataError && error.message.includes('/srv/a is not 7 numbers'))
   })
 

@@ -7,7 +7,7 @@ import {describe, it} from 'node:test'
 
 import {inspectSentinelShallow, inspectSentinel, inspectSentinels} from '../../../src/core/sentinel/inspect-sentinel.js'
 import {readSentinel} from '../../../src/core/sentinel/read-sentinel.js'
-import {readSentinels, statSentinels} from '../../../src/core/sentinel/read-sentinels.js'
+import {readSentinels, readSentinelsAsync, statSentinels} from '../../../src/core/sentinel/read-sentinels.js'
 import type {SentinelSpec} from '../../../src/core/topology/topology.js'
 import {tempDir} from '../../support/temp-dir.js'
 
@@ -67,6 +67,13 @@ console.log(JSON.stringify([readSentinels([${JSON.stringify(path)}]), [readSenti
     assert.deepEqual(many, one)
   })
 
+  it('readSentinelsAsync() gives the same readings, off the JavaScript thread', async () => {
+    const paths = zoo()
+    const many = Array.from({length: 600}, (_, index) => paths[index % paths.length])
+    assert.deepEqual(await readSentinelsAsync(many), readSentinels(many))
+    assert.deepEqual(await readSentinelsAsync([]), [])
+  })
+
   it('falls back to JavaScript, with the same readings, where the addon is not built', () => {
     const paths = zoo()
     const script = `import {readSentinels} from ${JSON.stringify(MODULE)}; console.log(JSON.stringify(readSentinels(${JSON.stringify(paths)})))`
@@ -89,7 +96,7 @@ console.log(JSON.stringify([readSentinels([${JSON.stringify(path)}]), [readSenti
 })
 
 describe('inspectSentinels', () => {
-  it('gives the verdicts of inspectSentinel() and inspectSentinelShallow(), sentinel by sentinel', () => {
+  it('gives the verdicts of inspectSentinel() and inspectSentinelShallow(), sentinel by sentinel', async () => {
     const paths = zoo()
     const readings = paths.map((path) => readSentinel(path))
     const specs: SentinelSpec[] = paths.map((path, index) => {
@@ -109,6 +116,9 @@ describe('inspectSentinels', () => {
     const baselineOf = (path: string) => baselines.get(path)
     assert.deepEqual(inspectSentinels(specs, baselineOf), specs.map((spec) => inspectSentinel(spec, baselineOf(spec.path))))
     assert.deepEqual(inspectSentinels(specs, baselineOf, true), specs.map((spec) => inspectSentinelShallow(spec, baselineOf(spec.path))))
+    // Readings taken beforehand, for some of the paths (and one that is no sentinel), give the same verdicts.
+    const prefetched = new Map((await readSentinelsAsync([...paths.filter((_, index) => index % 3 === 0), '/nonexistent'])).map((reading, index, all) => [index === all.length - 1 ? '/nonexistent' : paths[index * 3], reading]))
+    assert.deepEqual(inspectSentinels(specs, baselineOf, false, prefetched), specs.map((spec) => inspectSentinel(spec, baselineOf(spec.path))))
     const verdicts = new Set(inspectSentinels(specs, baselineOf).map((finding) => finding.verdict))
     assert.deepEqual([...verdicts].sort(), ['intact', 'tampered'])
   })
