@@ -1,5 +1,5 @@
 import {randomInt} from 'node:crypto'
-import {lstatSync, readdirSync} from 'node:fs'
+import {closeSync, constants, lstatSync, openSync, opendirSync, readdirSync, unlinkSync} from 'node:fs'
 import {extname, join} from 'node:path'
 import {stringify} from 'yaml'
 
@@ -13,10 +13,18 @@ const STEMS = ['invoices', 'payroll', 'budget', 'contracts', 'customers', 'backu
 
 /**
  * Sentinels per directory: an encryptor walks a directory in readdir order (hash order on ext4, whatever the
- * names), so the first sentinel it meets among n files with k sentinels comes after about n * 0.69 / k files.
- * A density of 8 % keeps the median loss in one directory under six files.
+ * names), so the first sentinel it meets among n files with k sentinels at random places comes after about
+ * n * 0.69 / k files. A density of 8 % keeps that median under six files; probing the order (below) does better.
  */
 export const DEFAULT_DENSITY = 0.08
+
+/**
+ * Probing: where readdir returns names in an order fixed by the name (a hash, as on ext4 and XFS), a name can be
+ * chosen to come early. Plan creates this many candidates per sentinel wanted (empty files, removed at once),
+ * reads the directory's order, and keeps the candidates that come first.
+ */
+export const PROBE_CANDIDATES_PER_SENTINEL = 8
+const PROBE_MAX_CANDIDATES = 1024
 
 export interface PlanRequest {
   root: string
@@ -28,6 +36,8 @@ export interface PlanRequest {
   node?: string
   /** The procedure every proposed sentinel triggers. */
   fencingCommand: string
+  /** false: do not probe the directories' readdir order (plan then writes nothing at all). */
+  probeOrder?: boolean
 }
 
 export interface PlannedSentinel {
@@ -35,12 +45,16 @@ export interface PlannedSentinel {
   directory: string
   /** Files in that directory when planned. */
   siblings: number
+  /** Where the name came in the directory's readdir order when probed (0: first), among `siblings` + candidates. */
+  probedPosition?: number
 }
 
 export interface PlanResult {
   root: string
   directories: number
   files: number
+  /** Directories whose readdir order was probed; the others (read-only, not permitted) got names at random places. */
+  probed: number
   sentinels: PlannedSentinel[]
   /** A manifest to review, then feed to comet init --manifest. */
   manifest: string
@@ -53,6 +67,7 @@ export function planSentinels(request: PlanRequest): PlanResult {
   const sentinels: PlannedSentinel[] = []
   let directories = 0
   let files = 0
+  let probed = 0
   const queue = [request.root]
   while (queue.length > 0) {
     const directory = queue.shift() as string
@@ -75,11 +90,12 @@ export function planSentinels(request: PlanRequest): PlanResult {
     if (regular.length === 0) continue
     const count = request.perDirectory ?? Math.max(1, Math.ceil(regular.length * density))
     const taken = new Set(names)
-    for (const name of proposeNames(regular, count, request.hidden === true, taken)) {
-      const path = join(directory, name)
-      if (sentinelPathProblem(path)) continue
-      sentinels.push({path, directory, siblings: regular.length})
-    }
+    const wanted = request.probeOrder === false ? count : Math.min(PROBE_MAX_CANDIDATES, count * PROBE_CANDIDATES_PER_SENTINEL)
+    const candidates = proposeNames(regular, Math.max(count, wanted), request.hidden === true, taken).filter((name) => !sentinelPathProblem(join(directory, name)))
+    const order = request.probeOrder === false ? undefined : probeReaddirOrder(directory, candidates)
+    if (order) probed++
+    const chosen = order ? [...candidates].sort((a, b) => (order.get(a) as number) - (order.get(b) as number)).slice(0, count) : candidates.slice(0, count)
+    for (const name of chosen) sentinels.push({path: join(directory, name), directory, siblings: regular.length, probedPosition: order?.get(name)})
   }
   const manifest = stringify({
     ...(request.node ? {node: request.node} : {}),
@@ -87,8 +103,9 @@ export function planSentinels(request: PlanRequest): PlanResult {
     fencing: {fence: request.fencingCommand},
     default_fencing: 'fence',
   })
-  const header = `# Proposed by comet plan for ${request.root}: ${sentinels.length} sentinel(s) in ${directories} director${directories === 1 ? 'y' : 'ies'} holding ${files} file(s).\n# Review the paths and the fencing command, then: comet init --manifest <this file>\n`
-  return {root: request.root, directories, files, sentinels, manifest: header + manifest}
+  const how = probed > 0 ? `names chosen to come first in the readdir order of ${probed} director${probed === 1 ? 'y' : 'ies'} (probed with empty files, removed)` : 'names at random places in readdir order'
+  const header = `# Proposed by comet plan for ${request.root}: ${sentinels.length} sentinel(s) in ${directories} director${directories === 1 ? 'y' : 'ies'} holding ${files} file(s); ${how}.\n# Review the paths and the fencing command, then: comet init --manifest <this file>\n`
+  return {root: request.root, directories, files, probed, sentinels, manifest: header + manifest}
 }
 
 /** Names that look like the directory's own valuable files, taking its favourite target extensions first. */
@@ -110,6 +127,38 @@ function proposeNames(files: string[], count: number, hidden: boolean, taken: Se
     names.push(candidate)
   }
   return names
+}
+
+/**
+ * Where each candidate name comes in the directory's readdir order: each is created as an empty file (O_EXCL, no
+ * link followed), the directory is read as an encryptor reads it, and every candidate is removed again, whatever
+ * happens. Undefined when the directory cannot be written (read-only, not permitted): no probe, no harm.
+ */
+function probeReaddirOrder(directory: string, candidates: string[]): Map<string, number> | undefined {
+  const created: string[] = []
+  try {
+    for (const name of candidates) {
+      closeSync(openSync(join(directory, name), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600))
+      created.push(name)
+    }
+    const wanted = new Set(candidates)
+    const order = new Map<string, number>()
+    const dir = opendirSync(directory)
+    try {
+      let position = 0
+      for (let entry = dir.readSync(); entry !== null; entry = dir.readSync(), position++) if (wanted.has(entry.name)) order.set(entry.name, position)
+    } finally {
+      dir.closeSync()
+    }
+    return order.size === candidates.length ? order : undefined
+  } catch {
+    return undefined
+  } finally {
+    for (const name of created)
+      try {
+        unlinkSync(join(directory, name))
+      } catch {}
+  }
 }
 
 function safeLstat(path: string) {

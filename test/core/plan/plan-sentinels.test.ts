@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import {mkdirSync, symlinkSync, writeFileSync} from 'node:fs'
+import {spawnSync} from 'node:child_process'
+import {chmodSync, mkdirSync, opendirSync, readdirSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
 import {basename, dirname, join} from 'node:path'
 import {describe, it} from 'node:test'
 
@@ -16,6 +17,27 @@ function tree(): string {
   writeFileSync(join(root, 'readme.txt'), 'x')
   return root
 }
+
+/** The names of a directory in the order readdir(3) gives them, as an encryptor walks it. */
+function readdirOrder(directory: string): string[] {
+  const dir = opendirSync(directory)
+  const names: string[] = []
+  try {
+    for (let entry = dir.readSync(); entry !== null; entry = dir.readSync()) names.push(entry.name)
+  } finally {
+    dir.closeSync()
+  }
+  return names
+}
+
+/** A directory large enough to be hash-indexed on ext4 (its readdir order is then fixed by the names). */
+function largeDirectory(files = 600): string {
+  const root = tempDir()
+  for (let index = 0; index < files; index++) writeFileSync(join(root, `document-${index}.docx`), 'x')
+  return root
+}
+
+const PLAN_MODULE = new URL('../../../src/core/plan/plan-sentinels.js', import.meta.url).href
 
 describe('comet plan', () => {
   it('proposes sentinels in every directory with files, 8 % of its files and at least one', () => {
@@ -52,6 +74,44 @@ describe('comet plan', () => {
       assert.ok(sentinel.path.startsWith(root + '/'))
       assert.ok(!dirname(sentinel.path).includes('link'))
     }
+  })
+
+  it('chooses names that an encryptor walking in readdir order meets first, and leaves the directory as it found it', () => {
+    const root = largeDirectory()
+    const before = readdirSync(root).sort()
+    const plan = planSentinels({root, fencingCommand: 'true'})
+    assert.equal(plan.probed, 1)
+    assert.deepEqual(readdirSync(root).sort(), before, 'the probe files must all be gone')
+    assert.equal(plan.sentinels.length, 48)
+    // Planted as comet init would plant them, the sentinels sit at the front of the order: the earliest 48 of 384
+    // candidates among 984 names. At random places, half of them would come after the 324th of 648 entries.
+    for (const sentinel of plan.sentinels) writeFileSync(sentinel.path, 'sentinel')
+    const order = readdirOrder(root)
+    const positions = plan.sentinels.map((sentinel) => order.indexOf(basename(sentinel.path))).sort((a, b) => a - b)
+    const median = positions[positions.length >> 1]
+    assert.ok(median < order.length / 4, `median position of the sentinels ${median} of ${order.length}`)
+  })
+
+  it('with --no-probe, writes nothing at all', () => {
+    const root = largeDirectory(50)
+    const mtime = statSync(root).mtimeMs
+    const plan = planSentinels({root, fencingCommand: 'true', probeOrder: false})
+    assert.equal(plan.probed, 0)
+    assert.equal(plan.sentinels.length, 4)
+    assert.equal(statSync(root).mtimeMs, mtime)
+  })
+
+  it('in a directory it may not write, proposes names without probing', () => {
+    const root = largeDirectory(50)
+    chmodSync(root, 0o755)
+    // root writes anywhere: the plan is made as nobody, in a child process.
+    const script = `import {planSentinels} from ${JSON.stringify(PLAN_MODULE)}
+const plan = planSentinels({root: ${JSON.stringify(root)}, fencingCommand: 'true'})
+console.log(JSON.stringify({probed: plan.probed, sentinels: plan.sentinels.length}))`
+    const result = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--input-type=module', '-e', script], {encoding: 'utf8'})
+    assert.equal(result.status, 0, result.stderr)
+    assert.deepEqual(JSON.parse(result.stdout), {probed: 0, sentinels: 4})
+    assert.equal(readdirSync(root).length, 50)
   })
 
   it('prints a manifest that comet init accepts as it is', () => {
