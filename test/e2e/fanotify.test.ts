@@ -162,6 +162,38 @@ allow_readers:
   })
 })
 
+describe('fanotify: a writer it let open', () => {
+  it('a write to an on_read: allow sentinel fences, and the incident names the writer\'s pid and executable', async () => {
+    const node = new TestNode(tempDir())
+    const sentinel = join(node.data, 'shared-ledger.ods')
+    const manifest = node.writeManifest(`sentinels:\n  - path: ${sentinel}\n    create: true\n    on_read: allow\nfencing:\n  record: echo "$COMET_REASON" >> ${join(node.root, 'fenced.log')}\ndefault_fencing: record\n`)
+    assert.equal(node.run(['init', '--manifest', manifest]).status, 0)
+    const watch = node.spawn(['watch', '--interval', '3600'])
+    let log = ''
+    watch.stderr!.on('data', (chunk) => (log += chunk))
+    let writer: ChildProcess | undefined
+    try {
+      await waitFor('the agent to watch', () => log.includes('watching'))
+      assert.match(log, /detectors: fanotify/)
+      // The shell appends, then waits, so that the agent can still read who it is.
+      writer = spawn('sh', ['-c', `echo encrypted >> '${sentinel}'; sleep 5`], {stdio: 'ignore'})
+      const pid = writer.pid as number
+      await waitFor('the procedure', () => existsSync(join(node.root, 'fenced.log')))
+      assert.equal(readFileSync(join(node.root, 'fenced.log'), 'utf8'), 'modified\n')
+      const incidentWithWriter = () => status(node).incidents.find((incident: {suspects?: Array<{pid: number}>}) => incident.suspects?.some((suspect) => suspect.pid === pid))
+      await waitFor('the incident to name the writer', () => incidentWithWriter() !== undefined)
+      const suspect = incidentWithWriter().suspects.find((entry: {pid: number}) => entry.pid === pid)
+      assert.equal(suspect.action, 'allowed')
+      assert.match(suspect.exe, /\/(dash|bash|sh)$/)
+      assert.equal(incidentWithWriter().sentinels[0].path, sentinel)
+    } finally {
+      writer?.kill('SIGKILL')
+      watch.kill('SIGTERM')
+      await new Promise((resolve) => watch.once('exit', resolve))
+    }
+  })
+})
+
 describe('fanotify unavailable', () => {
   it('the agent says so once in the log and the status, and keeps fencing through inotify', async () => {
     const node = new TestNode(tempDir())

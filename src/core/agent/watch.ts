@@ -6,9 +6,10 @@ import type {AgentOptions} from '../config/agent-options.js'
 import {CometError} from '../errors/index.js'
 import {writeFileAtomic} from '../files/atomic-write.js'
 import {openDirectoryWatcher, type DirectoryWatcher} from '../detect/directory-watcher.js'
-import {describeProcess, type Decision, type FanotifyEvent} from '../detect/fanotify.js'
+import {describeProcess, type Decision, type FanotifyEvent, type ProcessInfo} from '../detect/fanotify.js'
 import type {Fencing} from '../fence/fencer.js'
 import {releaseMemory} from '../native/release-memory.js'
+import type {SuspectProcess} from '../report/node-status.js'
 import type {SentinelSpec, Topology} from '../topology/topology.js'
 import {topologyDigest} from '../topology/topology-digest.js'
 import {checkAllSentinels, refineRenames, toTripped} from './check-sentinels.js'
@@ -36,6 +37,7 @@ export interface WatchRequest {
 }
 
 const RETRY_MIN_MS = 1000
+const RECENT_INCIDENTS_KEPT = 1000
 const RETRY_MAX_MS = 30_000
 const DRAIN_ON_STOP_MS = 5000
 
@@ -58,6 +60,8 @@ export class WatchAgent {
   /** One incident per process and sentinel: a reader denied once tends to try again. */
   private readonly readers = new Set<string>()
   private overflowCheckQueued = false
+  /** The latest incident of each sentinel, so that a writer named after the trip joins it. */
+  private readonly recentIncidents = new Map<string, Fencing>()
   private stopped = false
   private stopping?: Promise<void>
   private resolveDone!: () => void
@@ -139,7 +143,7 @@ export class WatchAgent {
    * The hot path, from an inotify event to a running procedure. Nothing before the procedure starts waits on
    * the store, the network or a log line.
    */
-  private onDirectoryEvent(directory: string, name: string): void {
+  private onDirectoryEvent(directory: string, name: string, writer?: number): void {
     const detectedAt = performance.now()
     // 1. detect: an event names a file in a watched directory.
     const sentinel = this.byPath.get(join(directory, name))
@@ -149,12 +153,30 @@ export class WatchAgent {
     }
     // 2. sentinel: re-check that one file against its record: content, existence, identity.
     const finding = this.session.inspect(sentinel)
-    if (finding.verdict !== 'tampered' || this.session.latch.hasTripped(sentinel.path, finding.reason)) return
+    if (finding.verdict !== 'tampered') return
+    if (this.session.latch.hasTripped(sentinel.path, finding.reason)) {
+      // inotify saw the write first and the procedure has started; fanotify names the writer a moment later.
+      if (writer !== undefined) setImmediate(() => this.attributeWriter(sentinel.path, writer))
+      return
+    }
     // 3 and 4. fence: the latch lets each procedure run once; the runner starts it from the local cache.
-    const fencing = this.session.fencer.trip([toTripped(finding, sentinel.procedure)], 'watch')
+    const fencing = this.session.fencer.trip([toTripped(finding, sentinel.procedure)], 'watch', writer === undefined ? {} : {suspects: [writer]})
     const latency = (performance.now() - detectedAt) / 1000
-    // 5. Only then: log, record, report.
-    setImmediate(() => this.afterTrip(fencing, latency))
+    // 5. Only then: log, record, report. The writer is described while it may still be there.
+    const info = writer === undefined ? undefined : describeProcess(writer)
+    setImmediate(() => {
+      if (writer !== undefined) fencing.incident.suspects = [writerSuspect(writer, info)]
+      this.afterTrip(fencing, latency)
+    })
+  }
+
+  /** Adds a writer that fanotify named after the trip to the sentinel's incident, and reports it again. */
+  private attributeWriter(path: string, writer: number): void {
+    const fencing = this.recentIncidents.get(path)
+    if (!fencing || fencing.incident.suspects?.some((suspect) => suspect.pid === writer)) return
+    fencing.incident.suspects = [...(fencing.incident.suspects ?? []), writerSuspect(writer, describeProcess(writer))]
+    this.request.log('warn', `incident ${fencing.incident.id}: ${path} was written by pid ${writer} (${fencing.incident.suspects.at(-1)?.exe ?? 'unknown executable'})`)
+    void this.report(this.session.incidentReport(fencing.incident))
   }
 
   /**
@@ -169,8 +191,9 @@ export class WatchAgent {
     const path = event.path.replace(/ \(deleted\)$/, '')
     const sentinel = this.byPath.get(path)
     if (!event.permission) {
-      // A write by a process allowed to open the sentinel: the content check decides, as for inotify.
-      if (sentinel) this.onDirectoryEvent(dirname(path), basename(path))
+      // A write by a process allowed to open the sentinel (on_read: allow, an allow-listed executable, a file
+      // opened before the mark): the content check decides, as for inotify, and the writer is the suspect.
+      if (sentinel) this.onDirectoryEvent(dirname(path), basename(path), event.pid > 0 ? event.pid : undefined)
       return
     }
     if (!sentinel) return 'deny'
@@ -226,6 +249,14 @@ export class WatchAgent {
 
   private afterTrip(fencing: Fencing, latencySeconds: number): void {
     const {incident} = fencing
+    for (const sentinel of incident.sentinels) {
+      this.recentIncidents.delete(sentinel.path)
+      this.recentIncidents.set(sentinel.path, fencing)
+    }
+    for (const oldest of this.recentIncidents.keys()) {
+      if (this.recentIncidents.size <= RECENT_INCIDENTS_KEPT) break
+      this.recentIncidents.delete(oldest)
+    }
     refineRenames(this.session, incident)
     for (const run of incident.procedures) {
       if (!run.skipped && !run.error) this.request.observer?.onDetection?.(latencySeconds, run.name)
@@ -326,4 +357,9 @@ export class WatchAgent {
     await this.session.close()
     this.resolveDone()
   }
+}
+
+/** A process that wrote to a sentinel it was allowed to open (fanotify's modify event). */
+function writerSuspect(pid: number, info: ProcessInfo | null | undefined): SuspectProcess {
+  return {pid, ppid: info?.ppid ?? null, uid: info?.uid ?? null, exe: info?.exe ?? null, cmdline: info?.cmdline ?? [], action: 'allowed'}
 }

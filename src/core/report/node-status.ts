@@ -14,14 +14,14 @@ export interface TrippedSentinel {
   at: string
 }
 
-/** A process caught touching a sentinel (through fanotify), frozen or not. */
+/** A process caught touching a sentinel (through fanotify): a reader frozen or denied, or a writer it let open. */
 export interface SuspectProcess {
   pid: number
   ppid: number | null
   uid: number | null
   exe: string | null
   cmdline: string[]
-  /** What the agent did to it: frozen (SIGSTOP), denied only, or nothing. */
+  /** What the agent did to it: frozen (SIGSTOP), denied only, or nothing (it wrote to a sentinel it could open). */
   action: 'frozen' | 'denied' | 'allowed'
   /** CLOCK_MONOTONIC (ns) when the agent stopped it, for the freeze benchmark. */
   frozenAtMonotonicNs?: string
