@@ -18,7 +18,7 @@ import {delimiter, dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 const root = dirname(fileURLToPath(import.meta.url))
-const ADDONS = ['fanotify', 'inotify', 'checksum']
+const ADDONS = ['fanotify', 'inotify', 'checksum', 'systemd']
 
 function note(message) {
   process.stderr.write(`note: ${message}\n`)
@@ -100,7 +100,7 @@ for (const name of stale) {
   // Loading it catches a missing symbol now rather than in the agent.
   try {
     const addon = createRequire(import.meta.url)(addonOutput(name))
-    if (typeof addon.open !== 'function' && typeof addon.readFiles !== 'function') throw new Error('it exports neither open() nor readFiles()')
+    if (![addon.open, addon.readFiles, addon.notify].some((entry) => typeof entry === 'function')) throw new Error('it exports none of open(), readFiles(), notify()')
   } catch (error) {
     console.error(`${name} addon: built but does not load: ${error.message}`)
     process.exit(1)

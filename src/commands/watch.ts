@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
 
+import {SystemdNotifier} from '../core/agent/systemd-notify.js'
 import {WatchAgent} from '../core/agent/watch.js'
 import {ExitCode} from '../core/errors/index.js'
 import {redact} from '../core/errors/redact.js'
@@ -25,8 +26,15 @@ export default class Watch extends CometCommand<typeof Watch> {
     const metrics = this.flags['metrics-listen'] ? new AgentMetrics(options.node) : undefined
     const server = metrics && (await serveMetrics(this.flags['metrics-listen'] as string, async () => ({contentType: metrics.registry.contentType, body: await metrics.registry.metrics()})))
     if (server) log('info', `serving agent metrics on http://${server.address}/metrics`)
+    const systemd = SystemdNotifier.fromEnvironment(process.env, (message) => log('warn', message))
+    // Procedures inherit the environment: they are not the service, and must not speak for it.
+    for (const name of ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID']) delete process.env[name]
     const agent = await WatchAgent.start(options, {intervalMs: this.flags.interval * 1000, log, observer: metrics, fanotify: this.flags.fanotify})
-    const stop = () => void agent.stop()
+    systemd?.ready(`watching ${agent.sentinelCount} sentinel(s) in ${agent.watchedDirectories.length} director(ies)`)
+    const stop = () => {
+      systemd?.stopping()
+      void agent.stop()
+    }
     process.once('SIGTERM', stop)
     process.once('SIGINT', stop)
     process.on('SIGHUP', () => void agent.reload())

@@ -90,12 +90,13 @@ describe('deploy/systemd units', () => {
     }
   })
 
-  it('comet-watch restarts forever, is not a notify unit, and keeps out of what would break fencing procedures or V8', () => {
+  it('comet-watch restarts forever, tells systemd it is ready and alive (notify, watchdog), and keeps out of what would break fencing procedures or V8', () => {
     const watch = keys('comet-watch.service')
-    assert.deepEqual(watch.get('Type'), ['simple'])
+    assert.deepEqual(watch.get('Type'), ['notify'])
+    assert.deepEqual(watch.get('NotifyAccess'), ['main'])
+    assert.deepEqual(watch.get('WatchdogSec'), ['60s'])
     assert.deepEqual(watch.get('Restart'), ['always'])
     assert.deepEqual(watch.get('StartLimitIntervalSec'), ['0'])
-    assert.equal(watch.get('WatchdogSec'), undefined)
     assert.deepEqual(watch.get('KillMode'), ['process'])
     for (const name of ['comet-watch.service', 'comet-verify.service']) {
       const unit = keys(name)

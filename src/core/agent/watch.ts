@@ -107,6 +107,10 @@ export class WatchAgent {
     return this.watcher.watched
   }
 
+  get sentinelCount(): number {
+    return this.byPath.size
+  }
+
   private async begin(): Promise<void> {
     const loaded = await this.session.loadTopology()
     this.offlineDetail = loaded.detail

@@ -4,9 +4,9 @@ import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 /** The addons under native/, built by `npm run build` (native/build.mjs) where there is a C compiler. Each has a fallback in JavaScript or says why it cannot. */
-export type AddonName = 'fanotify' | 'inotify' | 'checksum'
+export type AddonName = 'fanotify' | 'inotify' | 'checksum' | 'systemd'
 
-const OVERRIDE: Record<AddonName, string> = {fanotify: 'COMET_FANOTIFY_ADDON', inotify: 'COMET_INOTIFY_ADDON', checksum: 'COMET_CHECKSUM_ADDON'}
+const OVERRIDE: Record<AddonName, string> = {fanotify: 'COMET_FANOTIFY_ADDON', inotify: 'COMET_INOTIFY_ADDON', checksum: 'COMET_CHECKSUM_ADDON', systemd: 'COMET_SYSTEMD_ADDON'}
 const loaded = new Map<AddonName, {addon: unknown} | {reason: string}>()
 
 /** Where an addon is: $COMET_<NAME>_ADDON, else native/<name>/build/Release/<name>.node under the package root. */
