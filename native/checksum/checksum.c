@@ -6,13 +6,14 @@
  * and a fraction of one.
  *
  * API (wrapped by src/core/sentinel/read-sentinels.ts):
- *   readFiles(paths: string[], shallow: boolean) -> {kinds: Uint8Array, digests: Buffer, stats: Float64Array,
- *                                                  errors: (number | undefined)[]}
+ *   readFiles(paths: string[], shallow: boolean, sizes?: Float64Array) -> {kinds: Uint8Array, hashed: Uint8Array,
+ *                                 digests: Buffer, stats: Float64Array, errors: (number | undefined)[]}
  *     kinds: 0 file, 1 missing, 2 symlink, 3 not a regular file, 4 unreadable (errors[i]: -errno, as libuv)
- *     digests: 32 bytes a file (zero when shallow or not a file)
+ *     sizes: the size each file had when recorded (-1: unknown); a file of another size is not read (hashed 0)
+ *     digests: 32 bytes a file, meaningful where hashed[i] is 1
  *     stats: 7 numbers a file: dev, ino, mode (permission bits), uid, gid, mtimeMs, size
  *     shallow: lstat only, no open and no hash (the periodic check while fanotify guards the sentinels)
- *   readFilesAsync(paths, shallow, callback(error, result)): the same, off the JavaScript thread
+ *   readFilesAsync(paths, shallow, sizes, callback(error, result)): the same, off the JavaScript thread
  *   trimMemory(): malloc_trim(0)
  * readFiles is synchronous (the caller's event loop waits, as it did for the same work in JavaScript); both
  * spread the paths over up to 4 threads.
@@ -133,6 +134,11 @@ typedef struct {
   char **paths;
   size_t count;
   bool shallow;
+  /* The size each file had when recorded, or -1: a file of another size is not read at all (it changed), and
+   * one of that size is read no further than one byte past it, so that a sentinel grown to a terabyte costs
+   * the agent nothing. NULL: no sizes known. */
+  double *expected;
+  uint8_t *hashed;
   uint8_t *kinds;
   uint8_t *digests;
   double *stats;
@@ -184,10 +190,19 @@ static void read_one(batch_t *b, size_t i, uint8_t *buffer) {
     close(fd);
     return;
   }
+  double expected = b->expected ? b->expected[i] : -1;
+  b->kinds[i] = KIND_FILE;
+  put_stats(b->stats + i * STATS_PER_FILE, &st);
+  if (expected >= 0 && (double)st.st_size != expected) {
+    close(fd);
+    return;
+  }
+  uint64_t limit = expected >= 0 ? (uint64_t)expected + 1 : UINT64_MAX, total = 0;
   sha256_t hash;
   sha256_init(&hash);
-  for (;;) {
-    ssize_t n = read(fd, buffer, CHUNK);
+  while (total < limit) {
+    size_t want = limit - total < CHUNK ? (size_t)(limit - total) : CHUNK;
+    ssize_t n = read(fd, buffer, want);
     if (n < 0) {
       if (errno == EINTR) continue;
       b->kinds[i] = KIND_UNREADABLE;
@@ -197,11 +212,11 @@ static void read_one(batch_t *b, size_t i, uint8_t *buffer) {
     }
     if (n == 0) break;
     sha256_update(&hash, buffer, (size_t)n);
+    total += (uint64_t)n;
   }
   close(fd);
   sha256_final(&hash, b->digests + i * 32);
-  b->kinds[i] = KIND_FILE;
-  put_stats(b->stats + i * STATS_PER_FILE, &st);
+  b->hashed[i] = 1;
 }
 
 /* Work is taken 64 paths at a time, so that threads finish together whatever the sizes. */
@@ -227,6 +242,8 @@ static void batch_free(batch_t *b) {
   if (b->paths)
     for (size_t i = 0; i < b->count; i++) free(b->paths[i]);
   free(b->paths);
+  free(b->expected);
+  free(b->hashed);
   free(b->kinds);
   free(b->digests);
   free(b->stats);
@@ -234,8 +251,9 @@ static void batch_free(batch_t *b) {
   free(b);
 }
 
-/* Copies the paths out of JavaScript (on its thread) into a batch; NULL with an exception pending on failure. */
-static batch_t *batch_from_js(napi_env env, napi_value array, bool shallow) {
+/* Copies the paths (and the expected sizes, a Float64Array or undefined) out of JavaScript, on its thread, into a
+ * batch; NULL with an exception pending on failure. */
+static batch_t *batch_from_js(napi_env env, napi_value array, bool shallow, napi_value sizes) {
   bool is_array = false;
   if (napi_is_array(env, array, &is_array) != napi_ok || !is_array) {
     napi_throw_type_error(env, NULL, "checksum addon: readFiles(paths, shallow) needs an array of paths");
@@ -253,7 +271,25 @@ static batch_t *batch_from_js(napi_env env, napi_value array, bool shallow) {
   b->digests = calloc(n, 32);
   b->stats = calloc(n * STATS_PER_FILE, sizeof(double));
   b->errors = calloc(n, sizeof(int));
-  if (!b->paths || !b->kinds || !b->digests || !b->stats || !b->errors) goto out_of_memory;
+  b->hashed = calloc(n, 1);
+  if (!b->paths || !b->kinds || !b->digests || !b->stats || !b->errors || !b->hashed) goto out_of_memory;
+  napi_valuetype sizes_type = napi_undefined;
+  if (sizes) napi_typeof(env, sizes, &sizes_type);
+  if (sizes_type != napi_undefined && sizes_type != napi_null) {
+    bool is_typed = false;
+    napi_typedarray_type type;
+    size_t length = 0;
+    void *data = NULL;
+    if (napi_is_typedarray(env, sizes, &is_typed) != napi_ok || !is_typed ||
+        napi_get_typedarray_info(env, sizes, &type, &length, &data, NULL, NULL) != napi_ok || type != napi_float64_array || length != count) {
+      napi_throw_type_error(env, NULL, "checksum addon: the expected sizes must be a Float64Array, one a path");
+      batch_free(b);
+      return NULL;
+    }
+    b->expected = malloc(n * sizeof(double));
+    if (!b->expected) goto out_of_memory;
+    if (count) memcpy(b->expected, data, count * sizeof(double));
+  }
   for (uint32_t i = 0; i < count; i++) {
     napi_value element;
     size_t length = 0;
@@ -296,14 +332,17 @@ static bool batch_run(batch_t *b) {
 
 /* The batch's results as JavaScript values: {kinds, digests, stats, errors}. */
 static napi_value batch_to_js(napi_env env, batch_t *b) {
-  napi_value result, kinds_ab, kinds, digests, stats_ab, stats, errors;
-  void *kinds_data, *digests_data, *stats_data;
+  napi_value result, kinds_ab, kinds, hashed_ab, hashed, digests, stats_ab, stats, errors;
+  void *kinds_data, *hashed_data, *digests_data, *stats_data;
   size_t count = b->count;
   if (napi_create_arraybuffer(env, count, &kinds_data, &kinds_ab) != napi_ok ||
+      napi_create_arraybuffer(env, count, &hashed_data, &hashed_ab) != napi_ok ||
       napi_create_buffer(env, count * 32, &digests_data, &digests) != napi_ok ||
       napi_create_arraybuffer(env, count * STATS_PER_FILE * sizeof(double), &stats_data, &stats_ab) != napi_ok)
     return NULL;
   memcpy(kinds_data, b->kinds, count);
+  memcpy(hashed_data, b->hashed, count);
+  napi_create_typedarray(env, napi_uint8_array, count, hashed_ab, 0, &hashed);
   memcpy(digests_data, b->digests, count * 32);
   memcpy(stats_data, b->stats, count * STATS_PER_FILE * sizeof(double));
   napi_create_typedarray(env, napi_uint8_array, count, kinds_ab, 0, &kinds);
@@ -317,6 +356,7 @@ static napi_value batch_to_js(napi_env env, batch_t *b) {
   }
   napi_create_object(env, &result);
   napi_set_named_property(env, result, "kinds", kinds);
+  napi_set_named_property(env, result, "hashed", hashed);
   napi_set_named_property(env, result, "digests", digests);
   napi_set_named_property(env, result, "stats", stats);
   napi_set_named_property(env, result, "errors", errors);
@@ -324,21 +364,18 @@ static napi_value batch_to_js(napi_env env, batch_t *b) {
 }
 
 static napi_value js_read_files(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   bool shallow = false;
   if (argc >= 2) napi_get_value_bool(env, argv[1], &shallow);
-  batch_t *b = argc >= 1 ? batch_from_js(env, argv[0], shallow) : NULL;
+  batch_t *b = argc >= 1 ? batch_from_js(env, argv[0], shallow, argc >= 3 ? argv[2] : NULL) : NULL;
   if (!b) {
     if (argc < 1) napi_throw_type_error(env, NULL, "checksum addon: readFiles(paths, shallow) needs an array of paths");
     return NULL;
   }
-  napi_value result = NULL;
-  if (batch_run(b))
-    result = batch_to_js(env, b);
-  else
-    napi_throw_error(env, "ENOMEM", "checksum addon: out of memory");
+  napi_value result = batch_run(b) ? batch_to_js(env, b) : NULL;
+  if (!result) napi_throw_error(env, "ENOMEM", "checksum addon: out of memory");
   batch_free(b);
   return result;
 }
@@ -364,12 +401,13 @@ static void async_complete(napi_env env, napi_status status, void *data) {
   napi_get_global(env, &global);
   napi_get_null(env, &argv[0]);
   napi_get_null(env, &argv[1]);
-  if (status != napi_ok || !a->ok) {
+  napi_value readings = status == napi_ok && a->ok ? batch_to_js(env, a->batch) : NULL;
+  if (readings) {
+    argv[1] = readings;
+  } else {
     napi_value message;
     napi_create_string_utf8(env, status != napi_ok ? "checksum addon: the read was cancelled" : "checksum addon: out of memory", NAPI_AUTO_LENGTH, &message);
     napi_create_error(env, NULL, message, &argv[0]);
-  } else {
-    argv[1] = batch_to_js(env, a->batch);
   }
   napi_call_function(env, global, callback, 2, argv, &ignored);
   napi_delete_reference(env, a->callback);
@@ -379,17 +417,17 @@ static void async_complete(napi_env env, napi_status status, void *data) {
 }
 
 static napi_value js_read_files_async(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3], name;
+  size_t argc = 4;
+  napi_value argv[4], name;
   napi_valuetype type;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 3 || napi_typeof(env, argv[2], &type) != napi_ok || type != napi_function) {
-    napi_throw_type_error(env, NULL, "checksum addon: readFilesAsync(paths, shallow, callback) needs a callback");
+  if (argc < 4 || napi_typeof(env, argv[3], &type) != napi_ok || type != napi_function) {
+    napi_throw_type_error(env, NULL, "checksum addon: readFilesAsync(paths, shallow, sizes, callback) needs a callback");
     return NULL;
   }
   bool shallow = false;
   napi_get_value_bool(env, argv[1], &shallow);
-  batch_t *b = batch_from_js(env, argv[0], shallow);
+  batch_t *b = batch_from_js(env, argv[0], shallow, argv[2]);
   if (!b) return NULL;
   async_read_t *a = calloc(1, sizeof *a);
   if (!a) {
@@ -398,7 +436,7 @@ static napi_value js_read_files_async(napi_env env, napi_callback_info info) {
     return NULL;
   }
   a->batch = b;
-  napi_create_reference(env, argv[2], 1, &a->callback);
+  napi_create_reference(env, argv[3], 1, &a->callback);
   napi_create_string_utf8(env, "comet:readFiles", NAPI_AUTO_LENGTH, &name);
   napi_create_async_work(env, NULL, name, async_execute, async_complete, a, &a->work);
   napi_queue_async_work(env, a->work);

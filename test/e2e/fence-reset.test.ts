@@ -3,7 +3,8 @@ import {appendFileSync, chmodSync, mkdirSync, readFileSync, renameSync, rmSync, 
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 
-import {makeFixture, type Fixture} from '../support/fixture.js'
+import {startWatch} from '../support/cli.js'
+import {makeFixture, waitFor, type Fixture} from '../support/fixture.js'
 
 function initialised(): Fixture {
   const f = makeFixture()
@@ -112,6 +113,31 @@ describe('comet reset', () => {
     const verify = f.node.run(['verify', '--json'])
     assert.equal(verify.status, 0, verify.stdout)
     assert.equal(status(f).state, 'ok')
+  })
+
+  it('--replant beside a running agent: the agent takes the new files as the sentinels, and does not fence again', async () => {
+    const f = initialised()
+    const agent = await startWatch(f.node, ['--no-fanotify'])
+    let code: number | null
+    try {
+      rmSync(f.planted[0])
+      await waitFor('the procedure', () => f.fenceRuns().length === 1)
+      const reset = f.node.run(['reset', '--replant', '--json'])
+      assert.equal(reset.status, 0, reset.stderr)
+      assert.equal(reset.json.watchNotified, true)
+      await waitFor('the agent to reload', () => agent.log().includes('reloading after SIGHUP'))
+      // The replanted file is a new inode: an agent with its old identities would call it a replacement.
+      await new Promise((resolve) => setTimeout(resolve, 1000))
+      assert.equal(f.fenceRuns().length, 1, agent.log())
+      assert.equal(status(f).state, 'ok')
+      assert.equal(status(f).incidentsTotal, 1, `the replant itself is not an incident: ${agent.log()}`)
+      // And it still watches.
+      appendFileSync(f.planted[1], 'encrypted')
+      await waitFor('the procedure again', () => f.fenceRuns().length === 2).catch((error) => assert.fail(`${error.message}: ${agent.log()}`))
+    } finally {
+      code = await agent.stop()
+    }
+    assert.equal(code, 0, agent.log())
   })
 
   it('ends the warnings of a chmod by accepting the new mode', () => {

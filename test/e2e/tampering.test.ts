@@ -11,6 +11,8 @@ const TAMPERINGS: Array<{name: string; reason: string; recorded?: string; act: (
   {name: 'overwrite in place', reason: 'modified', act: (path) => writeFileSync(path, Buffer.alloc(4096, 0x41))},
   {name: 'append', reason: 'modified', act: (path) => appendFileSync(path, 'encrypted')},
   {name: 'truncate', reason: 'modified', act: (path) => truncateSync(path, 0)},
+  // Not read at all (its size already differs): a terabyte of zeros would otherwise hold the agent for minutes.
+  {name: 'grow to a terabyte (sparse)', reason: 'modified', act: (path) => truncateSync(path, 2 ** 40)},
   {name: 'delete', reason: 'deleted', act: (path) => rmSync(path)},
   {name: 'rename away', reason: 'deleted', recorded: 'renamed', act: (path) => renameSync(path, `${path}.locked`)},
   {

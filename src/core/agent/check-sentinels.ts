@@ -23,12 +23,22 @@ export interface CheckOutcome {
 }
 
 /** A full pass: inspect every sentinel, and fence on the tampered ones (unless told not to). */
-export function checkAllSentinels(session: AgentSession, topology: Topology, source: Incident['source'], options: FenceOptions = {}, shallow = false, prefetched?: Map<string, SentinelReading>): CheckOutcome {
+export interface CheckScope {
+  /** The periodic check under fanotify: metadata first, content only where it differs (see inspectSentinelShallow). */
+  shallow?: boolean
+  /** Readings already taken (see AgentSession.prefetchReadings). */
+  prefetched?: Map<string, SentinelReading>
+  /** Paths comet reset --replant is planting anew: not tampering (see replant-notice.ts). */
+  replanting?: Set<string>
+}
+
+export function checkAllSentinels(session: AgentSession, topology: Topology, source: Incident['source'], options: FenceOptions = {}, scope: CheckScope = {}): CheckOutcome {
   // findings[i] is the finding of topology.sentinels[i].
-  const findings = session.inspectAll(topology.sentinels, shallow, prefetched)
+  const findings = session.inspectAll(topology.sentinels, scope.shallow, scope.prefetched)
   const tripped: TrippedSentinel[] = []
   findings.forEach((finding, index) => {
-    if (finding.verdict === 'tampered' && !session.latch.hasTripped(finding.path, finding.reason)) tripped.push(toTripped(finding, topology.sentinels[index].procedure))
+    if (finding.verdict === 'tampered' && !session.latch.hasTripped(finding.path, finding.reason) && !scope.replanting?.has(finding.path))
+      tripped.push(toTripped(finding, topology.sentinels[index].procedure))
   })
   const fencing = tripped.length > 0 ? session.fencer.trip(tripped, source, options) : undefined
   session.recordMissingBaselines(findings)

@@ -7,6 +7,7 @@ import {createSentinel} from '../sentinel/create-sentinel.js'
 import {readSentinel} from '../sentinel/read-sentinel.js'
 import type {SentinelSpec} from '../topology/topology.js'
 import {recordChecksums, type ChecksumUpdate} from './record-checksums.js'
+import {writeReplantNotice} from './replant-notice.js'
 import {AgentSession} from './session.js'
 import {runningWatchPid} from './watch-pid.js'
 
@@ -32,14 +33,16 @@ export async function resetNode(options: AgentOptions, request: ResetRequest = {
   const session = await AgentSession.open(options)
   try {
     let {topology} = await session.loadTopology()
+    const replanted: ResetResult['replanted'] = []
+    const before = request.replant ? session.inspectAll(topology.sentinels) : []
+    const tripped = topology.sentinels.filter((_, index) => before[index]?.verdict === 'tampered')
+    // Before any file changes: a running agent must take the new files for the reset's, not for tampering.
+    if (tripped.length > 0) writeReplantNotice(session.paths.replanting, tripped.map((sentinel) => sentinel.path))
     const cleared = session.latch.procedures
     session.latch.clear()
-    const replanted: ResetResult['replanted'] = []
     if (request.replant) {
       const updates: ChecksumUpdate[] = []
-      const before = session.inspectAll(topology.sentinels)
-      for (const [index, sentinel] of topology.sentinels.entries()) {
-        if (before[index].verdict !== 'tampered') continue
+      for (const sentinel of tripped) {
         try {
           const checksum = replant(sentinel)
           updates.push({path: sentinel.path, mode: sentinel.mode, checksum, previous: sentinel.checksum})

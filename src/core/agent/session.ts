@@ -33,6 +33,8 @@ export interface NodePaths {
   spool: string
   runs: string
   pidFile: string
+  /** Paths comet reset --replant is planting anew (see replant-notice.ts). */
+  replanting: string
 }
 
 export interface LoadedTopology {
@@ -44,7 +46,7 @@ export interface LoadedTopology {
 
 export function nodePaths(stateDir: string, node: string): NodePaths {
   const root = join(stateDir, 'nodes', node)
-  return {root, cache: join(root, 'cache.json'), identities: join(root, 'identities.json'), latch: join(root, 'latch.json'), spool: join(root, 'spool'), runs: join(root, 'runs'), pidFile: join(root, 'watch.pid')}
+  return {root, cache: join(root, 'cache.json'), identities: join(root, 'identities.json'), latch: join(root, 'latch.json'), spool: join(root, 'spool'), runs: join(root, 'runs'), pidFile: join(root, 'watch.pid'), replanting: join(root, 'replanting.json')}
 }
 
 /**
@@ -57,7 +59,7 @@ export class AgentSession {
   readonly spool: ReportSpool
   readonly reporter: StatusReporter
   readonly fencer: Fencer
-  readonly local: LocalRecord
+  local: LocalRecord
   private topologyCache?: TopologyCache | null
 
   private constructor(
@@ -128,6 +130,11 @@ export class AgentSession {
     } else if (pruned) this.saveLocal()
   }
 
+  /** Reads identities.json again: another comet process (comet reset --replant) may have recorded new identities. */
+  reloadLocal(): void {
+    this.local = readLocalRecord(this.paths.identities, this.node) ?? {node: this.node, baselines: new IdentityTable(), created: {}}
+  }
+
   saveLocal(): void {
     if (!this.readOnly) writeLocalRecord(this.paths.identities, this.local)
   }
@@ -151,7 +158,7 @@ export class AgentSession {
   prefetchReadings(): Promise<Map<string, SentinelReading> | undefined> {
     const paths = [...this.local.baselines.paths()]
     if (paths.length === 0) return Promise.resolve(undefined)
-    return readSentinelsAsync(paths).then(
+    return readSentinelsAsync(paths, paths.map((path) => this.local.baselines.get(path)?.size)).then(
       (readings) => new Map(paths.map((path, index) => [path, readings[index]])),
       () => undefined,
     )

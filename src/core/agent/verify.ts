@@ -28,7 +28,7 @@ export async function verifyNode(options: AgentOptions, request: VerifyRequest =
   try {
     const prefetch = session.prefetchReadings()
     const loaded = await session.loadTopology()
-    const outcome = checkAllSentinels(session, loaded.topology, 'verify', {noFence: request.noFence}, false, await prefetch)
+    const outcome = checkAllSentinels(session, loaded.topology, 'verify', {noFence: request.noFence}, {prefetched: await prefetch})
     if (outcome.fencing) await session.reporter.submit(session.incidentReport(outcome.fencing.incident))
     const incident = outcome.fencing ? await outcome.fencing.finished : undefined
     if (incident) session.spool.add(session.incidentReport(incident))

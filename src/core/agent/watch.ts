@@ -13,6 +13,7 @@ import type {SuspectProcess} from '../report/node-status.js'
 import type {SentinelSpec, Topology} from '../topology/topology.js'
 import {topologyDigest} from '../topology/topology-digest.js'
 import {checkAllSentinels, refineRenames, toTripped} from './check-sentinels.js'
+import {readReplantNotice, removeReplantNotice} from './replant-notice.js'
 import {SentinelReadGuard} from './read-guard.js'
 import {AgentSession} from './session.js'
 
@@ -158,6 +159,8 @@ export class WatchAgent {
     // 2. sentinel: re-check that one file against its record: content, existence, identity.
     const finding = this.session.inspect(sentinel)
     if (finding.verdict !== 'tampered') return
+    // comet reset --replant is planting this sentinel anew; the agent learns the new one on the SIGHUP that follows.
+    if (readReplantNotice(this.session.paths.replanting).has(sentinel.path)) return
     if (this.session.latch.hasTripped(sentinel.path, finding.reason)) {
       // inotify saw the write first and the procedure has started; fanotify names the writer a moment later.
       if (writer !== undefined) setImmediate(() => this.attributeWriter(sentinel.path, writer))
@@ -280,7 +283,7 @@ export class WatchAgent {
   }
 
   private async fullCheck(why: string): Promise<void> {
-    const outcome = checkAllSentinels(this.session, this.topology, 'watch', {}, why === 'periodic' && this.readGuard !== undefined)
+    const outcome = checkAllSentinels(this.session, this.topology, 'watch', {}, {shallow: why === 'periodic' && this.readGuard !== undefined, replanting: readReplantNotice(this.session.paths.replanting)})
     if (outcome.fencing) this.afterTrip(outcome.fencing, 0)
     this.request.observer?.onCheck?.(outcome.counts)
     if (why !== 'periodic' || outcome.counts.tampered > 0) this.request.log(outcome.counts.tampered > 0 ? 'warn' : 'info', `${why} check: ${outcome.counts.intact}/${outcome.counts.total} intact, ${outcome.counts.tampered} tampered`)
@@ -305,9 +308,15 @@ export class WatchAgent {
   /** After `comet reset` (SIGHUP): the latch was cleared and the sentinels may have been planted anew. */
   async reload(): Promise<void> {
     this.session.latch.reload()
+    // comet reset --replant planted new files and recorded their identities: the agent's own, older ones would
+    // take the new files for replacements and fence again.
+    this.session.reloadLocal()
+    this.recentIncidents.clear()
     this.readers.clear()
     this.request.log('info', 'reloading after SIGHUP: latch and topology re-read')
     await this.periodic('reload')
+    // The new sentinels are known now: a later change to them is tampering again.
+    removeReplantNotice(this.session.paths.replanting)
     releaseMemory()
   }
 

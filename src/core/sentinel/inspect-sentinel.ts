@@ -22,7 +22,7 @@ export type Finding =
  * touch are what administrators do every day.
  */
 export function inspectSentinel(spec: SentinelSpec, baseline?: FileIdentity): Finding {
-  return judge(spec, baseline, readSentinel(spec.path))
+  return judge(spec, baseline, readSentinel(spec.path, baseline?.size))
 }
 
 /**
@@ -72,7 +72,10 @@ export function inspectSentinels(specs: SentinelSpec[], baselineOf: (path: strin
   }
   // Readings taken a moment ago (while the store was read) stand for their paths; the others are read now.
   const unread = prefetched ? toRead.filter((index) => !prefetched.has(specs[index].path)) : toRead
-  const readings = readSentinels(unread.map((index) => specs[index].path))
+  const readings = readSentinels(
+    unread.map((index) => specs[index].path),
+    unread.map((index) => baselineOf(specs[index].path)?.size),
+  )
   unread.forEach((index, at) => (findings[index] = judge(specs[index], baselineOf(specs[index].path), readings[at])))
   if (prefetched)
     for (const index of toRead) findings[index] ??= judge(specs[index], baselineOf(specs[index].path), prefetched.get(specs[index].path) as SentinelReading)
@@ -109,6 +112,7 @@ export function judge(spec: SentinelSpec, baseline: FileIdentity | undefined, re
   const {identity} = reading
   if (baseline && (baseline.dev !== identity.dev || baseline.ino !== identity.ino))
     return {path, verdict: 'tampered', reason: 'replaced', detail: `another file now stands at this path (inode ${baseline.ino} -> ${identity.ino})`, warnings: []}
+  // checksum '' (not read: the size already differs) never equals a recorded checksum.
   if (reading.checksum !== spec.checksum)
     return {path, verdict: 'tampered', reason: 'modified', detail: `content changed (size ${baseline?.size ?? '?'} -> ${identity.size})`, warnings: []}
   return {path, verdict: 'intact', checksum: reading.checksum, identity, warnings: baseline ? metadataWarnings(baseline, identity) : []}

@@ -6,11 +6,13 @@ import {readSentinel, type FileIdentity, type SentinelReading} from './read-sent
 /** The native module's surface (native/checksum/checksum.c). */
 interface Addon {
   /** errors: -errno of each unreadable file, as libuv numbers them. */
-  readFiles(paths: string[], shallow: boolean): NativeReadings
-  readFilesAsync(paths: string[], shallow: boolean, callback: (error: Error | null, result: NativeReadings | null) => void): void
+  readFiles(paths: string[], shallow: boolean, sizes?: Float64Array): NativeReadings
+  readFilesAsync(paths: string[], shallow: boolean, sizes: Float64Array | undefined, callback: (error: Error | null, result: NativeReadings | null) => void): void
 }
 interface NativeReadings {
   kinds: Uint8Array
+  /** 0 where the content was not read (another size than expected). */
+  hashed: Uint8Array
   digests: Buffer
   stats: Float64Array
   errors: Array<number | undefined>
@@ -24,24 +26,31 @@ const STATS_PER_FILE = 7
  * checked on the open descriptor, SHA-256 of the content), done by the checksum addon on several threads. Where
  * the addon is not built, one file at a time in JavaScript.
  */
-export function readSentinels(paths: string[]): SentinelReading[] {
+export function readSentinels(paths: string[], expectedSizes?: Array<number | undefined>): SentinelReading[] {
   const state = loadAddon<Addon>('checksum')
-  if (!('addon' in state)) return paths.map((path) => readSentinel(path))
-  return toReadings(paths, state.addon.readFiles(paths, false))
+  if (!('addon' in state)) return paths.map((path, index) => readSentinel(path, expectedSizes?.[index]))
+  return toReadings(paths, state.addon.readFiles(paths, false, sizesArray(expectedSizes)))
 }
 
 /** readSentinels() off the JavaScript thread, so that it can do other work meanwhile (parse the store). */
-export function readSentinelsAsync(paths: string[]): Promise<SentinelReading[]> {
+export function readSentinelsAsync(paths: string[], expectedSizes?: Array<number | undefined>): Promise<SentinelReading[]> {
   const state = loadAddon<Addon>('checksum')
-  if (!('addon' in state)) return Promise.resolve(paths.map((path) => readSentinel(path)))
+  if (!('addon' in state)) return Promise.resolve(paths.map((path, index) => readSentinel(path, expectedSizes?.[index])))
   const addon = state.addon
-  return new Promise((resolve, reject) => addon.readFilesAsync(paths, false, (error, result) => (error || !result ? reject(error) : resolve(toReadings(paths, result)))))
+  return new Promise((resolve, reject) =>
+    addon.readFilesAsync(paths, false, sizesArray(expectedSizes), (error, result) => (error || !result ? reject(error ?? new Error('checksum addon: no result')) : resolve(toReadings(paths, result)))),
+  )
 }
 
-function toReadings(paths: string[], {kinds, digests, stats, errors}: NativeReadings): SentinelReading[] {
+/** The sizes as the addon takes them: -1 for unknown. */
+function sizesArray(sizes: Array<number | undefined> | undefined): Float64Array | undefined {
+  return sizes && Float64Array.from(sizes, (size) => size ?? -1)
+}
+
+function toReadings(paths: string[], {kinds, hashed, digests, stats, errors}: NativeReadings): SentinelReading[] {
   return paths.map((path, index): SentinelReading => {
     const kind = KINDS[kinds[index]]
-    if (kind === 'file') return {kind, checksum: digests.toString('hex', index * 32, index * 32 + 32), identity: identityAt(stats, index)}
+    if (kind === 'file') return {kind, checksum: hashed[index] ? digests.toString('hex', index * 32, index * 32 + 32) : '', identity: identityAt(stats, index)}
     if (kind === 'unreadable') return {kind, error: errorMessage(errors[index], path)}
     return {kind}
   })

@@ -66,15 +66,35 @@ describe('FenceLatch procedures', () => {
     assert.equal(latch.tryAcquire('isolate', 'inc-2'), true)
   })
 
-  it('sees a reset made by another process after reload()', () => {
+  it('honours a reset made by another process at once, before any reload()', () => {
     const file = latchFile()
     const agent = new FenceLatch(file)
     agent.tryAcquire('isolate', 'inc-1')
     agent.persist()
     new FenceLatch(file).clear()
-    assert.equal(agent.tryAcquire('isolate', 'inc-2'), false)
-    agent.reload()
     assert.equal(agent.tryAcquire('isolate', 'inc-2'), true)
+    assert.equal(agent.tryAcquire('isolate', 'inc-3'), false)
+  })
+
+  it('a process that missed a reset never writes its old entries back, and keeps those it made after it', async () => {
+    const file = latchFile()
+    const agent = new FenceLatch(file)
+    agent.tryAcquire('isolate', 'inc-1')
+    agent.noteTripped('/srv/a', 'deleted')
+    agent.persist()
+    new FenceLatch(file).clear()
+    // Timestamps are compared: make sure the next entry is later than the reset.
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    agent.noteTripped('/srv/b', 'modified')
+    agent.persist()
+    const after = new FenceLatch(file)
+    assert.deepEqual(after.procedures, [])
+    assert.equal(after.hasTripped('/srv/a', 'deleted'), false)
+    assert.equal(after.hasTripped('/srv/b', 'modified'), true)
+    // A second reset is seen the same way.
+    after.clear()
+    agent.persist()
+    assert.equal(new FenceLatch(file).hasTripped('/srv/b', 'modified'), false)
   })
 })
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {execFileSync, spawnSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
-import {chmodSync, mkdirSync, symlinkSync, utimesSync, writeFileSync} from 'node:fs'
+import {chmodSync, mkdirSync, symlinkSync, truncateSync, utimesSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 
@@ -72,6 +72,28 @@ console.log(JSON.stringify([readSentinels([${JSON.stringify(path)}]), [readSenti
     const many = Array.from({length: 600}, (_, index) => paths[index % paths.length])
     assert.deepEqual(await readSentinelsAsync(many), readSentinels(many))
     assert.deepEqual(await readSentinelsAsync([]), [])
+  })
+
+  it('a file whose size differs from the recorded one is not read at all: a sentinel grown to 1 TiB costs nothing', () => {
+    const dir = tempDir('comet-read-huge-')
+    const huge = join(dir, 'huge.db')
+    const same = join(dir, 'same.db')
+    writeFileSync(huge, 'x')
+    truncateSync(huge, 2 ** 40)
+    writeFileSync(same, 'y'.repeat(512))
+    // In a child with a bound: reading a terabyte of zeros would take far longer than this.
+    const single = new URL('../../../src/core/sentinel/read-sentinel.js', import.meta.url).href
+    const script = `import {readSentinels} from ${JSON.stringify(MODULE)}; import {readSentinel} from ${JSON.stringify(single)}
+console.log(JSON.stringify([readSentinels([${JSON.stringify(huge)}, ${JSON.stringify(same)}], [512, 512]), [readSentinel(${JSON.stringify(huge)}, 512), readSentinel(${JSON.stringify(same)}, 512)]]))`
+    for (const env of [{}, {COMET_CHECKSUM_ADDON: '/nonexistent/checksum.node'}]) {
+      const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], {env: {...process.env, ...env}, encoding: 'utf8', timeout: 20_000})
+      assert.equal(result.status, 0, result.stderr || String(result.error))
+      const [many, one] = JSON.parse(result.stdout)
+      assert.deepEqual(many, one)
+      assert.equal(many[0].checksum, '')
+      assert.equal(many[0].identity.size, 2 ** 40)
+      assert.equal(many[1].checksum, readSentinel(same).kind === 'file' && (readSentinel(same) as {checksum: string}).checksum)
+    }
   })
 
   it('falls back to JavaScript, with the same readings, where the addon is not built', () => {
