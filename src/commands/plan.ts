@@ -24,10 +24,21 @@ export default class Plan extends CometCommand<typeof Plan> {
   }
 
   async run(): Promise<Omit<PlanResult, 'manifest'> & {manifest?: string; exitCode: ExitCode}> {
-    const result = planSentinels({root: this.flags.root, perDirectory: this.flags['per-dir'], hidden: this.flags.hidden, node: this.flags.node, fencingCommand: this.flags['fencing-command'], probeOrder: this.flags.probe})
+    // A signal must not cut a probe short and leave its empty files behind: the walk stops at the next directory.
+    const stop = new AbortController()
+    const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
+    const onSignal = (signal: string) => stop.abort(signal)
+    for (const signal of signals) process.on(signal, onSignal)
+    let result: PlanResult
+    try {
+      result = await planSentinels({root: this.flags.root, perDirectory: this.flags['per-dir'], hidden: this.flags.hidden, node: this.flags.node, fencingCommand: this.flags['fencing-command'], probeOrder: this.flags.probe, signal: stop.signal})
+    } finally {
+      for (const signal of signals) process.off(signal, onSignal)
+    }
     if (this.flags.output) writeFileSync(this.flags.output, result.manifest, {mode: 0o600, flag: 'w'})
     else if (!this.jsonEnabled()) this.log(result.manifest.trimEnd())
     if (this.flags.output && !this.jsonEnabled()) this.log(`${result.sentinels.length} sentinel(s) for ${result.files} file(s) in ${result.directories} director(ies) written to ${this.flags.output}`)
+    for (const leftover of result.leftovers) this.warn(`could not remove the empty probe file ${leftover}: remove it by hand`)
     return this.finish({...result, exitCode: ExitCode.Ok})
   }
 }

@@ -56,6 +56,28 @@ describe('comet watch under systemd (Type=notify, WatchdogSec=)', () => {
     }
   })
 
+  it('without the addon, systemd-notify speaks for the agent, with the agent\'s pid', async () => {
+    const f = makeFixture()
+    assert.equal(f.node.run(['init', '--manifest', f.manifest]).status, 0)
+    const socketPath = join(f.node.root, 'notify.sock')
+    const systemd = notifySocket(socketPath)
+    try {
+      await waitFor('the socket', () => existsSync(socketPath))
+      const agent = await startWatch(f.node, ['--no-fanotify'], {NOTIFY_SOCKET: socketPath, WATCHDOG_USEC: '2000000', COMET_SYSTEMD_ADDON: join(f.node.root, 'missing.node')})
+      try {
+        await waitFor('READY=1', () => systemd.messages().some((message) => message.includes('READY=1')))
+        const ready = systemd.messages().find((message) => message.includes('READY=1')) as string
+        assert.match(ready, new RegExp(`MAINPID=${agent.process.pid}`))
+        assert.match(agent.log(), /notifying systemd through systemd-notify/)
+        await waitFor('a watchdog ping', () => systemd.messages().some((message) => message.includes('WATCHDOG=1')), 5000)
+      } finally {
+        assert.equal(await agent.stop(), 0, agent.log())
+      }
+    } finally {
+      systemd.process.kill('SIGKILL')
+    }
+  })
+
   it('outside systemd it sends nothing and says nothing about it', async () => {
     const f = makeFixture()
     assert.equal(f.node.run(['init', '--manifest', f.manifest]).status, 0)
