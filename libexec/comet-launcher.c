@@ -182,6 +182,11 @@ int main(void) {
   sigprocmask(SIG_BLOCK, &mask, NULL);
   int children = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
   signal(SIGPIPE, SIG_IGN);
+  /* A session of its own, and so an autogroup of its own for the scheduler: the procedures it starts do not share
+   * their CPU share with the agent, which is busy recording the incident just as they start (measured: 0.3 ms of
+   * a 2.5 ms detection-to-fence p50 on two cores). It also keeps a terminal's Ctrl-C, meant for the agent, from
+   * killing the launcher, which ends when the agent closes its stdin. */
+  setsid();
   for (;;) {
     char *verb;
     while ((verb = take_line()))
