@@ -23,11 +23,11 @@
 #include <unistd.h>
 #include <uv.h>
 
-/* libuv's mask for fs.watch, so the events are the ones the agent was built on; IN_ONLYDIR and
- * IN_DONT_FOLLOW refuse a path that is not a directory or is a symlink to one. */
-#define WATCH_MASK                                                                                              \
-  (IN_ATTRIB | IN_CREATE | IN_MODIFY | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_MOVED_FROM | IN_MOVED_TO | \
-   IN_ONLYDIR | IN_DONT_FOLLOW)
+/* libuv's mask for fs.watch, so the events are the ones the agent was built on; IN_ONLYDIR refuses a path that
+ * is not a directory. A directory reached through a symlink (/var/run) is watched, as fs.watch does: watching
+ * reads nothing, and the sentinels in it are still opened without following a link. */
+#define WATCH_MASK \
+  (IN_ATTRIB | IN_CREATE | IN_MODIFY | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR)
 
 typedef struct {
   napi_env env;
@@ -129,11 +129,22 @@ static void deliver(watcher_t *w, int32_t wd, uint32_t mask, const char *name) {
   napi_close_handle_scope(env, scope);
 }
 
+/* Buffers read per wake-up before the loop gets a turn: a flood of events in a watched directory must not starve
+ * the agent's timers (and systemd's watchdog); the poll is level-triggered, so the rest comes next turn. */
+#define READS_PER_TURN 16
+
 static void on_readable(uv_poll_t *handle, int status, int events) {
   (void)events;
   watcher_t *w = handle->data;
+  if (status < 0) {
+    /* libuv stopped polling the descriptor (it will not call again): say events may be lost, so that the agent
+     * checks every sentinel, and poll again; a descriptor that keeps failing is retried once a turn, no faster. */
+    deliver(w, -1, IN_Q_OVERFLOW, NULL);
+    if (!w->closing) uv_poll_start(&w->poll, UV_READABLE, on_readable);
+    return;
+  }
   char buffer[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
-  while (!w->closing) {
+  for (int reads = 0; reads < READS_PER_TURN && !w->closing; reads++) {
     ssize_t length = read(w->fd, buffer, sizeof buffer);
     if (length < 0) {
       if (errno == EINTR) continue;
@@ -147,7 +158,6 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
       p += sizeof(struct inotify_event) + event->len;
     }
   }
-  (void)status;
 }
 
 static watcher_t *get_watcher(napi_env env, napi_value value) {

@@ -50,7 +50,8 @@ describe('comet watch under systemd (Type=notify, WatchdogSec=)', () => {
         code = await agent.stop()
       }
       assert.equal(code, 0, agent.log())
-      assert.equal(systemd.messages().at(-1), 'STOPPING=1')
+      // The listener prints what it received a moment after the agent has gone.
+      await waitFor('STOPPING=1, last', () => systemd.messages().at(-1) === 'STOPPING=1', 5000)
     } finally {
       systemd.process.kill('SIGKILL')
     }

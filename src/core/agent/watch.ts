@@ -39,6 +39,9 @@ export interface WatchRequest {
 
 const RETRY_MIN_MS = 1000
 const RECENT_INCIDENTS_KEPT = 1000
+const OVERFLOW_CHECK_GAP_MS = 5000
+/** A writer fanotify names after the trip joins the incident if it comes this soon: later, it is another story. */
+const WRITER_ATTRIBUTION_MS = 10_000
 const RETRY_MAX_MS = 30_000
 const DRAIN_ON_STOP_MS = 5000
 
@@ -61,6 +64,10 @@ export class WatchAgent {
   /** One incident per process and sentinel: a reader denied once tends to try again. */
   private readonly readers = new Set<string>()
   private overflowCheckQueued = false
+  private overflowTimer?: NodeJS.Timeout
+  private lastOverflowCheck = 0
+  /** Directories inotify refused, said once each until they can be watched again. */
+  private unwatchable = new Set<string>()
   /** The latest incident of each sentinel, so that a writer named after the trip joins it. */
   private readonly recentIncidents = new Map<string, Fencing>()
   private stopped = false
@@ -79,14 +86,18 @@ export class WatchAgent {
         this.checkDirectory(directory)
       },
       onOverflow: () => {
-        // Overflows come in bursts: one full check covers every event lost before it starts.
+        // Overflows come in bursts, and whoever can write in a watched directory can cause them at will: one full
+        // check covers every event lost before it starts, and they run OVERFLOW_CHECK_GAP_MS apart at most, the
+        // last overflow always followed by a check.
         if (this.overflowCheckQueued) return
         this.overflowCheckQueued = true
-        this.request.log('warn', 'the inotify queue overflowed and events were lost: checking every sentinel now')
-        setImmediate(() => {
+        const wait = Math.max(0, this.lastOverflowCheck + OVERFLOW_CHECK_GAP_MS - Date.now())
+        this.request.log('warn', `the inotify queue overflowed and events were lost: checking every sentinel ${wait > 0 ? `in ${wait} ms` : 'now'}`)
+        this.overflowTimer = setTimeout(() => {
           this.overflowCheckQueued = false
+          this.lastOverflowCheck = Date.now()
           void this.fullCheck('inotify overflow')
-        })
+        }, wait)
       },
     })
     this.detector = this.watcher.description
@@ -141,7 +152,19 @@ export class WatchAgent {
     this.request.observer?.knownProcedures?.(Object.keys(topology.procedures))
     this.readGuard?.sync(topology)
     this.watcher.retain(new Set(this.byDirectory.keys()))
-    for (const {directory, error} of this.watcher.watch(this.byDirectory.keys())) this.request.log('warn', `cannot watch ${directory}: ${error}; its sentinels are checked every interval`)
+    this.watchDirectories()
+  }
+
+  /** Watches every sentinel directory not yet watched, and says which cannot be, once each. */
+  private watchDirectories(): void {
+    const failed = this.watcher.watch(this.byDirectory.keys())
+    const now = new Set<string>()
+    for (const {directory, error} of failed) {
+      now.add(directory)
+      if (!this.unwatchable.has(directory)) this.request.log('warn', `cannot watch ${directory}: ${error}; its sentinels are checked every interval`)
+    }
+    for (const directory of this.unwatchable) if (!now.has(directory) && this.byDirectory.has(directory)) this.request.log('info', `watching ${directory} again`)
+    this.unwatchable = now
   }
 
   /**
@@ -180,7 +203,7 @@ export class WatchAgent {
   /** Adds a writer that fanotify named after the trip to the sentinel's incident, and reports it again. */
   private attributeWriter(path: string, writer: number): void {
     const fencing = this.recentIncidents.get(path)
-    if (!fencing || fencing.incident.suspects?.some((suspect) => suspect.pid === writer)) return
+    if (!fencing || Date.now() - Date.parse(fencing.incident.startedAt) > WRITER_ATTRIBUTION_MS || fencing.incident.suspects?.some((suspect) => suspect.pid === writer)) return
     fencing.incident.suspects = [...(fencing.incident.suspects ?? []), writerSuspect(writer, describeProcess(writer))]
     this.request.log('warn', `incident ${fencing.incident.id}: ${path} was written by pid ${writer} (${fencing.incident.suspects.at(-1)?.exe ?? 'unknown executable'})`)
     void this.report(this.session.incidentReport(fencing.incident))
@@ -296,7 +319,7 @@ export class WatchAgent {
       if (loaded.detail !== this.offlineDetail) this.request.log(loaded.detail ? 'warn' : 'info', loaded.detail ?? 'store reachable again')
       this.offlineDetail = loaded.detail
       if (topologyDigest(loaded.topology) !== topologyDigest(this.topology) || why === 'reload') this.useTopology(loaded.topology)
-      else this.watcher.watch(this.byDirectory.keys())
+      else this.watchDirectories()
     } catch (error) {
       // Bad data in the store must not blind the agent: it keeps its last known-good topology.
       this.offlineDetail = `cannot refresh the topology (${error instanceof CometError ? error.message : String(error)}); watching the last known-good one`
@@ -360,6 +383,7 @@ export class WatchAgent {
     this.watcher.close()
     this.readGuard?.close()
     clearInterval(this.interval)
+    clearTimeout(this.overflowTimer)
     clearTimeout(this.retry)
     await this.session.runner.drain(DRAIN_ON_STOP_MS)
     await this.session.reporter.flush()

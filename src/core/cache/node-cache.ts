@@ -2,6 +2,7 @@ import {StoreDataError} from '../errors/index.js'
 import {writeFileAtomic} from '../files/atomic-write.js'
 import {readPrivateJson} from '../files/private-json.js'
 import type {Topology} from '../topology/topology.js'
+import {topologyDigest} from '../topology/topology-digest.js'
 import {IdentityTable} from './identity-table.js'
 
 /**
@@ -48,6 +49,9 @@ export function readTopologyCache(file: string, node: string): TopologyCache | u
   if (cache === undefined) return undefined
   if (cache.node !== node || typeof cache.topology !== 'object' || !Array.isArray(cache.topology?.sentinels))
     throw new StoreDataError(file, `the local cache is not a cache for node ${node}; remove it and run comet init`)
+  // Read only when the store is down, and then trusted to fence: it must be the topology it says it is.
+  if (cache.digest !== topologyDigest(cache.topology))
+    throw new StoreDataError(file, 'the local cache does not match its own digest (damaged or edited); remove it and run comet verify while the store is reachable')
   return cache
 }
 

@@ -20,8 +20,8 @@ type NativeHandle = {readonly [nativeHandle]: true}
 
 /**
  * One inotify instance for every sentinel directory, read on the event loop (native/inotify), so that a queue
- * overflow (IN_Q_OVERFLOW), which fs.watch never reports, reaches the agent. The watch on a directory refuses a
- * symlink (IN_DONT_FOLLOW) and anything but a directory (IN_ONLYDIR).
+ * overflow (IN_Q_OVERFLOW), which fs.watch never reports, reaches the agent. The watch on a directory refuses
+ * anything but a directory (IN_ONLYDIR); a directory reached through a symlink is watched, as fs.watch does.
  */
 export class InotifyWatcher implements DirectoryWatcher {
   readonly description = 'inotify'

@@ -41,6 +41,8 @@ class RefreshedFleet implements FleetSource {
     private readonly refreshSeconds: number,
   ) {
     this.latest = this.refresh()
+    // A first read that fails is reported to the scrapes that wait for it, never as an unhandled rejection.
+    this.latest.catch(() => {})
   }
 
   scrape(): Promise<Scrape> {

@@ -6,6 +6,8 @@ import {describe, it} from 'node:test'
 import {IdentityTable} from '../../../src/core/cache/identity-table.js'
 import {readLocalRecord, readTopologyCache, writeLocalRecord, writeTopologyCache, type LocalRecord} from '../../../src/core/cache/node-cache.js'
 import {StoreDataError} from '../../../src/core/errors/index.js'
+import {topologyDigest} from '../../../src/core/topology/topology-digest.js'
+import type {Topology} from '../../../src/core/topology/topology.js'
 import {tempDir} from '../../support/temp-dir.js'
 
 describe('the local cache and record', () => {
@@ -34,8 +36,12 @@ describe('the local cache and record', () => {
     assert.equal(readLocalRecord(join(dir, 'none.json'), 'web01'), undefined)
     assert.equal(readTopologyCache(join(dir, 'none.json'), 'web01'), undefined)
     const file = join(dir, 'cache.json')
-    writeTopologyCache(file, {node: 'web01', store: 'file:/x', digest: 'd', topology: {node: 'web01', sentinels: [], procedures: {}, allowReaders: []}})
-    assert.equal(readTopologyCache(file, 'web01')?.digest, 'd')
+    const topology: Topology = {node: 'web01', sentinels: [{path: '/srv/a', mode: 'create', checksum: 'a'.repeat(64), procedure: 'p', onRead: 'freeze'}], procedures: {p: 'true'}, allowReaders: []}
+    writeTopologyCache(file, {node: 'web01', store: 'file:/x', digest: topologyDigest(topology), topology})
+    assert.deepEqual(readTopologyCache(file, 'web01')?.topology, topology)
     assert.throws(() => readTopologyCache(file, 'db02'), StoreDataError)
+    // A cache that is not the topology it says it is (an edited procedure) is refused, not fenced with.
+    writeTopologyCache(file, {node: 'web01', store: 'file:/x', digest: topologyDigest(topology), topology: {...topology, procedures: {p: 'rm -rf /'}}})
+    assert.throws(() => readTopologyCache(file, 'web01'), (error: unknown) => error instanceof StoreDataError && /does not match its own digest/.test(error.message))
   })
 })
