@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import {readFileSync, statSync} from 'node:fs'
+import {createHash} from 'node:crypto'
+import {chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 
@@ -66,6 +67,33 @@ describe('comet init and verify on the embedded store', () => {
     assert.equal(again.status, 1)
     assert.equal(again.json.sentinels.find((s: {path: string}) => s.path === f.planted[1]).action, 'tampered')
     assert.throws(() => statSync(f.planted[1]), /ENOENT/)
+  })
+
+  it('a file an interrupted init created (journaled, not yet in the store) is recorded by the next init, not refused', () => {
+    const f = makeFixture()
+    // What an init killed between creating a sentinel and recording its checksum leaves: the file, and its line
+    // in the journal of created files.
+    writeFileSync(f.planted[0], 'created by an init that was killed', {mode: 0o600})
+    const checksum = createHash('sha256').update('created by an init that was killed').digest('hex')
+    const state = join(f.node.stateDir, 'nodes', f.node.node)
+    mkdirSync(state, {recursive: true, mode: 0o700})
+    chmodSync(f.node.stateDir, 0o700)
+    chmodSync(join(f.node.stateDir, 'nodes'), 0o700)
+    writeFileSync(join(state, 'created.journal'), `${checksum} ${f.planted[0]}\n`, {mode: 0o600})
+    const init = f.node.run(['init', '--manifest', f.manifest, '--json'])
+    assert.equal(init.status, 0, init.stderr)
+    const entry = init.json.sentinels.find((s: {path: string}) => s.path === f.planted[0])
+    assert.deepEqual([entry.action, entry.checksum], ['recorded', checksum])
+    assert.equal(existsSync(join(state, 'created.journal')), false, 'folded into identities.json')
+    assert.equal(f.node.run(['verify']).status, 0)
+  })
+
+  it('without that journal line, a file already at a create path is refused, naming it', () => {
+    const f = makeFixture()
+    writeFileSync(f.planted[0], 'not ours', {mode: 0o600})
+    const init = f.node.run(['init', '--manifest', f.manifest, '--json'])
+    assert.equal(init.status, 2)
+    assert.match(init.json.sentinels.find((s: {path: string}) => s.path === f.planted[0]).detail, /already exists and comet did not create it/)
   })
 
   it('verify exits 2 when init never ran for the node, naming the node', () => {

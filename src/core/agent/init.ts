@@ -13,9 +13,6 @@ import {recordChecksums} from './record-checksums.js'
 import {AgentSession} from './session.js'
 import type {Step} from './step.js'
 
-/** Created sentinels remembered in the local record before it is written again. */
-const CREATED_SAVE_BATCH = 1000
-
 export interface InitRequest {
   manifest?: Manifest
   dryRun?: boolean
@@ -103,18 +100,8 @@ export function planInit(options: AgentOptions, request: InitRequest = {}): Init
     {
       title: 'Sentinels created or found',
       run: async () => {
-        let unsaved = 0
-        for (const sentinel of topology.sentinels) {
-          const entry = plantOrFind(session, sentinel, dryRun, findings)
-          sentinels.push(entry)
-          // Created files are remembered locally before the store hears of them, so that a crash does not orphan
-          // them; saved in batches, since the record holds every sentinel.
-          if (entry.action === 'created' && ++unsaved >= CREATED_SAVE_BATCH) {
-            session.saveLocal()
-            unsaved = 0
-          }
-        }
-        if (unsaved > 0) session.saveLocal()
+        for (const sentinel of topology.sentinels) sentinels.push(plantOrFind(session, sentinel, dryRun, findings))
+        if (sentinels.some((entry) => entry.action === 'created')) session.saveLocal()
         const count = (action: SentinelAction) => sentinels.filter((entry) => entry.action === action).length
         return `${count('created') + count('would-create')} created, ${count('found')} found, ${count('recorded') + count('would-record')} recorded, ${count('tampered')} tampered, ${count('failed')} failed`
       },
@@ -175,7 +162,8 @@ function plantOrFind(session: AgentSession, sentinel: Topology['sentinels'][numb
       if (dryRun) return {...base, action: 'would-create'}
       try {
         const created = createSentinel(sentinel.path)
-        local.created[sentinel.path] = created.checksum
+        // Journaled at once: a crash before the store hears of it must not orphan the file.
+        session.noteCreated(sentinel.path, created.checksum)
         local.baselines.set(sentinel.path, created.identity)
         findings.push({path: sentinel.path, verdict: 'intact', checksum: created.checksum, identity: created.identity, warnings: []})
         return {...base, action: 'created', checksum: created.checksum}

@@ -2,7 +2,7 @@ import {existsSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {IdentityTable} from '../cache/identity-table.js'
-import {readLocalRecord, readTopologyCache, writeLocalRecord, writeTopologyCache, type LocalRecord, type TopologyCache} from '../cache/node-cache.js'
+import {CreatedJournal, readLocalRecord, readTopologyCache, writeLocalRecord, writeTopologyCache, type LocalRecord, type TopologyCache} from '../cache/node-cache.js'
 import type {AgentOptions} from '../config/agent-options.js'
 import {CometError, StoreUnavailableError} from '../errors/index.js'
 import {checkPrivateDirectoryIfPresent, ensurePrivateDirectory} from '../files/private-path.js'
@@ -35,6 +35,8 @@ export interface NodePaths {
   pidFile: string
   /** Paths comet reset --replant is planting anew (see replant-notice.ts). */
   replanting: string
+  /** Files comet init created and has not folded into identities.json yet. */
+  createdJournal: string
 }
 
 export interface LoadedTopology {
@@ -46,7 +48,7 @@ export interface LoadedTopology {
 
 export function nodePaths(stateDir: string, node: string): NodePaths {
   const root = join(stateDir, 'nodes', node)
-  return {root, cache: join(root, 'cache.json'), identities: join(root, 'identities.json'), latch: join(root, 'latch.json'), spool: join(root, 'spool'), runs: join(root, 'runs'), pidFile: join(root, 'watch.pid'), replanting: join(root, 'replanting.json')}
+  return {root, cache: join(root, 'cache.json'), identities: join(root, 'identities.json'), latch: join(root, 'latch.json'), spool: join(root, 'spool'), runs: join(root, 'runs'), pidFile: join(root, 'watch.pid'), replanting: join(root, 'replanting.json'), createdJournal: join(root, 'created.journal')}
 }
 
 /**
@@ -60,6 +62,7 @@ export class AgentSession {
   readonly reporter: StatusReporter
   readonly fencer: Fencer
   local: LocalRecord
+  readonly createdJournal: CreatedJournal
   private topologyCache?: TopologyCache | null
 
   private constructor(
@@ -70,7 +73,8 @@ export class AgentSession {
     /** A resident agent (comet watch): keeps every sentinel for its life, so its topology is held compactly. */
     readonly resident: boolean,
   ) {
-    this.local = readLocalRecord(paths.identities, options.node) ?? {node: options.node, baselines: new IdentityTable(), created: {}}
+    this.createdJournal = new CreatedJournal(paths.createdJournal)
+    this.local = this.readLocal()
     this.latch = new FenceLatch(paths.latch)
     this.runner = new ProcedureRunner({outputDirectory: paths.runs, timeoutMs: options.procedureTimeoutMs, baseEnvironment: {COMET_NODE: options.node}})
     this.spool = new ReportSpool(paths.spool)
@@ -132,11 +136,27 @@ export class AgentSession {
 
   /** Reads identities.json again: another comet process (comet reset --replant) may have recorded new identities. */
   reloadLocal(): void {
-    this.local = readLocalRecord(this.paths.identities, this.node) ?? {node: this.node, baselines: new IdentityTable(), created: {}}
+    this.local = this.readLocal()
+  }
+
+  /** identities.json, with what an unfinished comet init journaled since. */
+  private readLocal(): LocalRecord {
+    const local = readLocalRecord(this.paths.identities, this.node) ?? {node: this.node, baselines: new IdentityTable(), created: {}}
+    Object.assign(local.created, CreatedJournal.read(this.paths.createdJournal))
+    return local
+  }
+
+  /** Remembers a file comet init created, before the store hears of it (see CreatedJournal). */
+  noteCreated(path: string, checksum: string): void {
+    this.local.created[path] = checksum
+    if (!this.readOnly) this.createdJournal.append(path, checksum)
   }
 
   saveLocal(): void {
-    if (!this.readOnly) writeLocalRecord(this.paths.identities, this.local)
+    if (this.readOnly) return
+    writeLocalRecord(this.paths.identities, this.local)
+    // Every journaled file is in identities.json now.
+    this.createdJournal.remove()
   }
 
   inspect(sentinel: SentinelSpec, shallow = false): Finding {
@@ -197,6 +217,7 @@ export class AgentSession {
   }
 
   async close(): Promise<void> {
+    this.createdJournal.close()
     this.runner.close()
     await this.store.close()
   }

@@ -8,6 +8,17 @@ import {assertPrivateFd} from './private-path.js'
  * if no other user could have written it. Absent files read as undefined.
  */
 export function readPrivateJson<T>(file: string): T | undefined {
+  const text = readPrivateText(file)
+  if (text === undefined) return undefined
+  try {
+    return JSON.parse(text) as T
+  } catch (error) {
+    throw new StoreDataError(file, `is not valid JSON (${(error as Error).message})`)
+  }
+}
+
+/** The text of a file the agent wrote for itself, on the same terms as readPrivateJson; undefined when absent. */
+export function readPrivateText(file: string): string | undefined {
   let fd: number
   try {
     fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW)
@@ -16,16 +27,10 @@ export function readPrivateJson<T>(file: string): T | undefined {
     if (errnoCode(error) === 'ELOOP') throw new UnsafePathError(file, 'is a symbolic link; the agent never follows one')
     throw error
   }
-  let text: string
   try {
     assertPrivateFd(file, fd)
-    text = readFileSync(fd, 'utf8')
+    return readFileSync(fd, 'utf8')
   } finally {
     closeSync(fd)
-  }
-  try {
-    return JSON.parse(text) as T
-  } catch (error) {
-    throw new StoreDataError(file, `is not valid JSON (${(error as Error).message})`)
   }
 }

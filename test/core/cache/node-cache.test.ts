@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
-import {writeFileSync} from 'node:fs'
+import {appendFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 
 import {IdentityTable} from '../../../src/core/cache/identity-table.js'
-import {readLocalRecord, readTopologyCache, writeLocalRecord, writeTopologyCache, type LocalRecord} from '../../../src/core/cache/node-cache.js'
+import {CreatedJournal, readLocalRecord, readTopologyCache, writeLocalRecord, writeTopologyCache, type LocalRecord} from '../../../src/core/cache/node-cache.js'
 import {StoreDataError} from '../../../src/core/errors/index.js'
 import {topologyDigest} from '../../../src/core/topology/topology-digest.js'
 import type {Topology} from '../../../src/core/topology/topology.js'
@@ -43,5 +43,21 @@ describe('the local cache and record', () => {
     // A cache that is not the topology it says it is (an edited procedure) is refused, not fenced with.
     writeTopologyCache(file, {node: 'web01', store: 'file:/x', digest: topologyDigest(topology), topology: {...topology, procedures: {p: 'rm -rf /'}}})
     assert.throws(() => readTopologyCache(file, 'web01'), (error: unknown) => error instanceof StoreDataError && /does not match its own digest/.test(error.message))
+  })
+})
+
+describe('the journal of created files', () => {
+  it('keeps each created file across a crash, ignores a line cut short, and is gone once folded', () => {
+    const file = join(tempDir(), 'created.journal')
+    const journal = new CreatedJournal(file)
+    journal.append('/srv/a b/.~lock#', 'a'.repeat(64))
+    journal.append('/srv/c', 'c'.repeat(64))
+    journal.close()
+    // A crash in the middle of a line.
+    appendFileSync(file, `${'d'.repeat(40)}`)
+    assert.deepEqual(CreatedJournal.read(file), {'/srv/a b/.~lock#': 'a'.repeat(64), '/srv/c': 'c'.repeat(64)})
+    assert.equal(statSync(file).mode & 0o777, 0o600)
+    journal.remove()
+    assert.deepEqual(CreatedJournal.read(file), {})
   })
 })
