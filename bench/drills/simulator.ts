@@ -8,8 +8,10 @@
  */
 import {fork} from 'node:child_process'
 import {createCipheriv, randomBytes} from 'node:crypto'
-import {appendFileSync, closeSync, existsSync, openSync, opendirSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync, lstatSync, mkdirSync} from 'node:fs'
+import {appendFileSync, closeSync, existsSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync, lstatSync, mkdirSync} from 'node:fs'
 import {join} from 'node:path'
+
+import {readdirOrder} from '../../src/core/plan/readdir-order.js'
 
 type Variant = 'overwrite' | 'copy-unlink' | 'rename-rewrite' | 'exfiltrate'
 
@@ -31,18 +33,6 @@ const shard = Number(argument('shard', '0'))
 const loot = argument('loot', join(root, '..', 'loot'))
 const startSignal = argument('wait-for', '')
 const key = randomBytes(32)
-
-/** The names in the order readdir(3) returns them. fs.readdirSync sorts them (libuv's scandir), which an encryptor does not. */
-function readdirOrder(directory: string): string[] {
-  const dir = opendirSync(directory)
-  const names: string[] = []
-  try {
-    for (let entry = dir.readSync(); entry !== null; entry = dir.readSync()) names.push(entry.name)
-  } finally {
-    dir.closeSync()
-  }
-  return names
-}
 
 /** Depth first, in readdir order, files of a directory before its sub-directories: what most encryptors do. */
 function* walk(directory: string): Generator<string> {

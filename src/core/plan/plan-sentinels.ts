@@ -1,10 +1,11 @@
 import {randomInt} from 'node:crypto'
-import {closeSync, constants, fstatSync, lstatSync, openSync, opendirSync, readdirSync, unlinkSync} from 'node:fs'
+import {closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, unlinkSync} from 'node:fs'
 import {extname, join} from 'node:path'
 import {stringify} from 'yaml'
 
 import {CometError, errnoCode} from '../errors/index.js'
 import {sentinelPathProblem} from '../sentinel/sentinel-path.js'
+import {readdirOrder} from './readdir-order.js'
 
 /** Extensions ransomware goes after first; a sentinel takes the directory's own favourites among them. */
 export const TARGET_EXTENSIONS = ['.docx', '.xlsx', '.pdf', '.sql', '.db', '.doc', '.xls', '.pptx', '.odt', '.ods', '.csv', '.txt', '.jpg', '.png', '.zip', '.bak', '.sqlite']
@@ -166,13 +167,7 @@ function probeReaddirOrder(directory: string, candidates: string[], leftovers: s
     }
     const wanted = new Set(candidates)
     const order = new Map<string, number>()
-    const dir = opendirSync(here)
-    try {
-      let position = 0
-      for (let entry = dir.readSync(); entry !== null; entry = dir.readSync(), position++) if (wanted.has(entry.name)) order.set(entry.name, position)
-    } finally {
-      dir.closeSync()
-    }
+    readdirOrder(here).forEach((name, position) => wanted.has(name) && order.set(name, position))
     return order.size === candidates.length ? order : undefined
   } catch {
     return undefined

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
 import {spawn, spawnSync} from 'node:child_process'
-import {chmodSync, existsSync, mkdirSync, opendirSync, readdirSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
 import {basename, dirname, join} from 'node:path'
 import {describe, it} from 'node:test'
 
 import {parseManifest} from '../../../src/core/manifest/parse-manifest.js'
 import {planSentinels} from '../../../src/core/plan/plan-sentinels.js'
+import {readdirOrder} from '../../../src/core/plan/readdir-order.js'
 import {RUN_JS} from '../../support/cli.js'
 import {tempDir} from '../../support/temp-dir.js'
 
@@ -17,18 +18,6 @@ function tree(): string {
   for (let index = 0; index < 5; index++) writeFileSync(join(root, 'finance', 'archive', `dump-${index}.sql`), 'x')
   writeFileSync(join(root, 'readme.txt'), 'x')
   return root
-}
-
-/** The names of a directory in the order readdir(3) gives them, as an encryptor walks it. */
-function readdirOrder(directory: string): string[] {
-  const dir = opendirSync(directory)
-  const names: string[] = []
-  try {
-    for (let entry = dir.readSync(); entry !== null; entry = dir.readSync()) names.push(entry.name)
-  } finally {
-    dir.closeSync()
-  }
-  return names
 }
 
 /** A directory large enough to be hash-indexed on ext4 (its readdir order is then fixed by the names). */
