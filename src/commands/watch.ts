@@ -11,7 +11,7 @@ import {CometCommand} from '../cli/comet-command.js'
 export default class Watch extends CometCommand<typeof Watch> {
   static override summary = 'The agent: verify, then fence the instant a sentinel changes.'
   static override description =
-    'A full verify first, then inotify on the sentinels\' directories and a full re-verify every --interval. SIGHUP reloads the latch and the topology (comet reset sends it); SIGTERM and SIGINT exit 0.'
+    'A full verify first, then inotify on the sentinels\' directories (a full re-verify at once after a queue overflow) and a full re-verify every --interval. SIGHUP reloads the latch, the topology and the recorded identities (comet reset sends it); SIGTERM and SIGINT exit 0. Under systemd (Type=notify) it sends READY=1 and watchdog pings.'
   static override examples = ['<%= config.bin %> watch', '<%= config.bin %> watch --interval 30']
   static override enableJsonFlag = false
   static override flags = {
