@@ -191,7 +191,8 @@ export class WatchAgent {
     }
     // 3 and 4. fence: the latch lets each procedure run once; the runner starts it from the local cache.
     const fencing = this.session.fencer.trip([toTripped(finding, sentinel.procedure)], 'watch', writer === undefined ? {} : {suspects: [writer]})
-    const latency = (performance.now() - detectedAt) / 1000
+    // To the hand-over to the launcher: the latch's fsync that follows is not the procedure's delay.
+    const latency = (fencing.launchedAt - detectedAt) / 1000
     // 5. Only then: log, record, report. The writer is described while it may still be there.
     const info = writer === undefined ? undefined : describeProcess(writer)
     setImmediate(() => {
@@ -242,7 +243,8 @@ export class WatchAgent {
     this.readers.add(reader)
     const tripped = {path, reason: 'read' as const, detail: `opened by pid ${event.pid} (${event.exe ?? 'unknown executable'})`, at: new Date().toISOString(), procedure: sentinel.procedure}
     const fencing = this.session.fencer.trip([tripped], 'watch', sentinel.onRead === 'deny' ? {noFence: true} : {suspects: [event.pid]})
-    const latency = (performance.now() - detectedAt) / 1000
+    // To the hand-over to the launcher: the latch's fsync that follows is not the procedure's delay.
+    const latency = (fencing.launchedAt - detectedAt) / 1000
     // Read while the kernel still holds the process (its procedure has started): once denied it may be gone.
     const info = describeProcess(event.pid)
     setImmediate(() => {

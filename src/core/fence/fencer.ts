@@ -1,4 +1,5 @@
 import {randomBytes} from 'node:crypto'
+import {performance} from 'node:perf_hooks'
 
 import type {Incident, TrippedSentinel} from '../report/node-status.js'
 import type {FenceLatch} from './fence-latch.js'
@@ -19,6 +20,8 @@ export interface Fencing {
   incident: Incident
   /** Resolves when every started procedure has ended (or was killed after its timeout). */
   finished: Promise<Incident>
+  /** performance.now() once every procedure was handed to the launcher, before the latch is written to disk. */
+  launchedAt: number
 }
 
 export function newIncidentId(): string {
@@ -79,16 +82,17 @@ export class Fencer {
       runs.push(started.run)
       finishing.push(started.finished)
     }
+    const launchedAt = performance.now()
     if (latched) this.latch.persist()
     const incident: Incident = {id, source, startedAt: runs[0]?.startedAt ?? new Date().toISOString(), sentinels: tripped, procedures: runs}
     if (finishing.length === 0) {
       incident.endedAt = incident.startedAt
-      return {incident, finished: Promise.resolve(incident)}
+      return {incident, finished: Promise.resolve(incident), launchedAt}
     }
     const finished = Promise.all(finishing).then(() => {
       incident.endedAt = new Date().toISOString()
       return incident
     })
-    return {incident, finished}
+    return {incident, finished, launchedAt}
   }
 }
