@@ -41,6 +41,8 @@ export interface NodePaths {
 
 export interface LoadedTopology {
   topology: Topology
+  /** topologyDigest(topology), computed once, so that a caller can tell whether it changed. */
+  digest: string
   source: 'store' | 'cache'
   /** Why the cache was used, when it was. */
   detail?: string
@@ -100,15 +102,15 @@ export class AgentSession {
   async loadTopology(): Promise<LoadedTopology> {
     try {
       const {topology} = await readTopology(this.store, this.node, this.options.readTimeoutMs, {ownPaths: this.resident})
-      this.adoptTopology(topology)
-      return {topology, source: 'store'}
+      return {topology, digest: this.adoptTopology(topology), source: 'store'}
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error
       const cache = this.cachedTopology()
       if (!cache) throw new CometError(`${error.message}; and there is no local cache to work from (run comet init once while the store is reachable)`, {cause: error})
       this.fencer.updateProcedures(cache.topology.procedures)
       const detail = `store unreachable (${error.message}); working from the local cache of ${cache.savedAt}`
-      return {topology: cache.topology, source: 'cache', detail}
+      // The cache's digest was checked against its topology when it was read.
+      return {topology: cache.topology, digest: cache.digest, source: 'cache', detail}
     }
   }
 
@@ -118,8 +120,8 @@ export class AgentSession {
     return this.topologyCache ?? undefined
   }
 
-  /** Keeps the cache in step with the store, and the fencer with the cache. */
-  adoptTopology(topology: Topology): void {
+  /** Keeps the cache in step with the store, and the fencer with the cache; returns the topology's digest. */
+  adoptTopology(topology: Topology): string {
     this.fencer.updateProcedures(topology.procedures)
     const digest = topologyDigest(topology)
     // Identities are only ever recorded for the topology's paths: with the same topology, there is nothing to
@@ -132,6 +134,7 @@ export class AgentSession {
       this.local.topologyDigest = digest
       this.saveLocal()
     } else if (pruned) this.saveLocal()
+    return digest
   }
 
   /** Reads identities.json again: another comet process (comet reset --replant) may have recorded new identities. */

@@ -57,10 +57,6 @@ export class SystemdNotifier {
     if (this.watchdogIntervalMs !== undefined && !this.watchdog) this.watchdog = setInterval(() => this.send('WATCHDOG=1'), this.watchdogIntervalMs)
   }
 
-  status(status: string): void {
-    this.send(`STATUS=${status}`)
-  }
-
   stopping(): void {
     clearInterval(this.watchdog)
     this.watchdog = undefined

@@ -11,7 +11,6 @@ import type {Fencing} from '../fence/fencer.js'
 import {releaseMemory} from '../native/release-memory.js'
 import type {SuspectProcess} from '../report/node-status.js'
 import type {SentinelSpec, Topology} from '../topology/topology.js'
-import {topologyDigest} from '../topology/topology-digest.js'
 import {checkAllSentinels, refineRenames, toTripped} from './check-sentinels.js'
 import {readReplantNotice, removeReplantNotice} from './replant-notice.js'
 import {SentinelReadGuard} from './read-guard.js'
@@ -51,6 +50,7 @@ const DRAIN_ON_STOP_MS = 5000
  */
 export class WatchAgent {
   private topology!: Topology
+  private topologyDigest = ''
   private byPath = new Map<string, SentinelSpec>()
   private byDirectory = new Map<string, SentinelSpec[]>()
   private readonly watcher: DirectoryWatcher
@@ -127,7 +127,7 @@ export class WatchAgent {
     const loaded = await this.session.loadTopology()
     this.offlineDetail = loaded.detail
     if (loaded.detail) this.request.log('warn', loaded.detail)
-    this.useTopology(loaded.topology)
+    this.useTopology(loaded.topology, loaded.digest)
     writeFileAtomic(this.session.paths.pidFile, `${process.pid}\n`)
     // Opened now (so that the status names the detectors) but marked only after the first full read: every open
     // of a guarded sentinel, the agent's own included, is a permission event.
@@ -140,8 +140,9 @@ export class WatchAgent {
     this.request.log('info', `watching ${this.byPath.size} sentinel(s) in ${this.watcher.watched.length} director${this.watcher.watched.length === 1 ? 'y' : 'ies'} for node ${this.session.node} (${this.session.store.description}), re-verify every ${this.request.intervalMs / 1000} s`)
   }
 
-  private useTopology(topology: Topology): void {
+  private useTopology(topology: Topology, digest: string): void {
     this.topology = topology
+    this.topologyDigest = digest
     this.byPath = new Map(topology.sentinels.map((sentinel) => [sentinel.path, sentinel]))
     this.byDirectory = new Map()
     for (const sentinel of topology.sentinels) {
@@ -320,7 +321,7 @@ export class WatchAgent {
       const loaded = await this.session.loadTopology()
       if (loaded.detail !== this.offlineDetail) this.request.log(loaded.detail ? 'warn' : 'info', loaded.detail ?? 'store reachable again')
       this.offlineDetail = loaded.detail
-      if (topologyDigest(loaded.topology) !== topologyDigest(this.topology) || why === 'reload') this.useTopology(loaded.topology)
+      if (loaded.digest !== this.topologyDigest || why === 'reload') this.useTopology(loaded.topology, loaded.digest)
       else this.watchDirectories()
     } catch (error) {
       // Bad data in the store must not blind the agent: it keeps its last known-good topology.
