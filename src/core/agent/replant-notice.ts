@@ -1,4 +1,4 @@
-import {rmSync} from 'node:fs'
+import {existsSync, rmSync} from 'node:fs'
 
 import {writeFileAtomic} from '../files/atomic-write.js'
 import {readPrivateJson} from '../files/private-json.js'
@@ -22,6 +22,8 @@ export function writeReplantNotice(file: string, paths: string[], now = Date.now
 
 /** The paths being replanted, or an empty set when there is no notice or it has expired. */
 export function readReplantNotice(file: string, now = Date.now()): Set<string> {
+  // On the hot path of every trip, and almost always absent: a failed open costs an exception, this does not.
+  if (!existsSync(file)) return new Set()
   const notice = readPrivateJson<Partial<ReplantNotice>>(file)
   if (!notice || !Array.isArray(notice.paths) || typeof notice.until !== 'string' || Date.parse(notice.until) < now) return new Set()
   return new Set(notice.paths.filter((path): path is string => typeof path === 'string'))

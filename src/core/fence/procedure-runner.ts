@@ -1,6 +1,6 @@
 import {spawn, type ChildProcess} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
-import {closeSync, existsSync, lstatSync, openSync, readFileSync, unlinkSync} from 'node:fs'
+import {closeSync, existsSync, lstatSync, openSync, readdirSync, readFileSync, unlinkSync} from 'node:fs'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {constants as osConstants} from 'node:os'
@@ -39,9 +39,9 @@ interface Pending {
 }
 
 /**
- * Starts fencing procedures with /bin/sh -c. Requests go to a small launcher shell started in advance
- * (see libexec/comet-launcher.sh); if it is not there, the runner spawns directly, which is slower but
- * never fails for want of the launcher.
+ * Starts fencing procedures with /bin/sh -c. Requests go to a small launcher started in advance (libexec/
+ * comet-launcher.c, which also keeps a standby shell for the next run, or its twin comet-launcher.sh); if it is
+ * not there, the runner spawns directly, which is slower but never fails for want of the launcher.
  */
 export class ProcedureRunner {
   private launcher?: ChildProcess
@@ -103,6 +103,7 @@ export class ProcedureRunner {
   private chosenLauncher?: string
 
   private startLauncher(): void {
+    removeStaleStandbyOutputs(this.options.outputDirectory)
     const launcher = this.options.launcher ?? (LAUNCHERS.find((path) => existsSync(path)) as string)
     // It runs every procedure, as root: nobody else may be able to change it.
     assertPrivate(launcher, lstatSync(launcher), 'file')
@@ -119,6 +120,8 @@ export class ProcedureRunner {
     this.launcher = child
     this.cached.clear()
     this.nextIndex = 0
+    // A shell started in advance takes the next run: its exec is then already done (see comet-launcher.c).
+    if (!this.options.outputDirectory.includes('\n')) child.stdin!.write(`W\n${this.options.outputDirectory}\n`)
   }
 
   private onLauncherGone(child: ChildProcess): void {
@@ -201,6 +204,35 @@ export class ProcedureRunner {
     }
     run.output = readTail(pending.output)
     pending.resolve(run)
+  }
+}
+
+/**
+ * A launcher killed outright leaves its standby shell's (empty) output file behind; one of a launcher that is still
+ * running is left alone.
+ */
+function removeStaleStandbyOutputs(directory: string): void {
+  let names: string[]
+  try {
+    names = readdirSync(directory)
+  } catch {
+    return
+  }
+  for (const name of names) {
+    const launcherPid = /^standby-(\d+)-\d+\.out$/.exec(name)?.[1]
+    if (launcherPid === undefined || isAlive(Number(launcherPid))) continue
+    try {
+      unlinkSync(join(directory, name))
+    } catch {}
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 

@@ -1,5 +1,6 @@
-import {existsSync, mkdirSync, readdirSync, readFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {spawnSync} from 'node:child_process'
+import {existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync} from 'node:fs'
+import {basename, join} from 'node:path'
 import {describe, it} from 'node:test'
 import assert from 'node:assert/strict'
 
@@ -49,6 +50,11 @@ function readPid(file: string): number {
   const pid = Number.parseInt(readFileSync(file, 'utf8'), 10)
   assert.ok(Number.isInteger(pid) && pid > 0, `${file} holds no pid`)
   return pid
+}
+
+/** The runs' output files, without the standby shell's own (see the compiled launcher's tests below). */
+function outputFiles(runs: string): string[] {
+  return readdirSync(runs).filter((name) => !name.startsWith('standby-'))
 }
 
 function envOf(file: string): Map<string, string> {
@@ -142,7 +148,7 @@ for (const mode of MODES) {
         assert.match(run.output ?? '', /oops/)
         assert.ok(run.endedAt, 'the end is recorded')
         assert.ok(run.pid && run.pid > 0, 'the pid is recorded')
-        assert.deepEqual(readdirSync(runs), [], 'the captured output file is removed once read')
+        assert.deepEqual(outputFiles(runs), [], 'the captured output file is removed once read')
       } finally {
         procedures.close()
       }
@@ -220,3 +226,161 @@ for (const mode of MODES) {
     })
   })
 }
+
+/** The compiled launcher's standby shell: a /bin/sh started in advance that takes the next run. */
+describe('ProcedureRunner: the standby shell of the compiled launcher', () => {
+  const launcher = LAUNCHERS.find((path) => !path.endsWith('.sh'))
+
+  function runner(runs: string, procedures: Record<string, string>, timeoutMs = 30_000): ProcedureRunner {
+    const created = new ProcedureRunner({outputDirectory: runs, timeoutMs, baseEnvironment: {COMET_NODE: 'web01'}, launcher})
+    created.prepare(procedures)
+    return created
+  }
+
+  /** Waits for the standby shell the launcher keeps in `runs`, and returns its pid and output file. */
+  async function standby(runs: string, not?: number): Promise<{pid: number; output: string}> {
+    let found: {pid: number; output: string} | undefined
+    await waitFor('the standby shell', () => {
+      for (const name of readdirSync(runs).filter((entry) => /^standby-\d+-\d+\.out$/.test(entry))) {
+        const launcherPid = Number(name.split('-')[1])
+        const pid = childrenOf(launcherPid).find((child) => child !== not && readFileSync(`/proc/${child}/cmdline`, 'utf8') === 'sh\0-c\0. /dev/fd/3\0')
+        if (pid) found = {pid, output: join(runs, name)}
+      }
+      return found !== undefined
+    })
+    return found!
+  }
+
+  function childrenOf(parent: number): number[] {
+    const children: number[] = []
+    for (const entry of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent) children.push(Number(entry))
+      } catch {}
+    }
+    return children
+  }
+
+  it('is started in advance, owner-only, and takes the next run with its variables, output and exit code', async () => {
+    const {dir, runs} = workspace()
+    const envFile = join(dir, 'env.txt')
+    const text = `env > '${envFile}'\necho "fencing $COMET_SENTINEL"\nexit 4`
+    const procedures = runner(runs, {isolate: text})
+    try {
+      const shell = await standby(runs)
+      assert.equal(statSync(shell.output).mode & 0o777, 0o600, 'its output file is owner-only')
+      const sentinel = `/srv/it's a "share"/$HOME \`x\`.ods`
+      const run = await finished(procedures.start('isolate', text, environment({COMET_SENTINEL: sentinel})))
+      assert.equal(run.pid, shell.pid, 'the shell started in advance ran the procedure')
+      assert.equal(run.exitCode, 4)
+      assert.equal(run.output, `fencing ${sentinel}\n`)
+      const env = envOf(envFile)
+      assert.equal(env.get('COMET_SENTINEL'), sentinel, 'a value is passed unchanged: nothing in it is expanded')
+      assert.equal(env.get('COMET_NODE'), 'web01')
+      assert.equal(env.get('COMET_INCIDENT'), 'inc-test-1')
+      assert.ok(env.has('PATH'))
+      assert.equal(existsSync(shell.output), false, 'the output file was handed to the run, and removed once read')
+    } finally {
+      procedures.close()
+    }
+  })
+
+  it('gives the procedure /dev/null as stdin, and no descriptor of the pipe its script came through', async () => {
+    const {dir, runs} = workspace()
+    const report = join(dir, 'report.txt')
+    // cat would read the rest of the script if the script came on stdin; python lists what a command started by
+    // the procedure inherits.
+    const text = [
+      `cat > '${report}'`,
+      `echo "stdin: $(readlink /proc/self/fd/0)" >> '${report}'`,
+      `python3 -c 'import os\nfor fd in range(3, 1024):\n    try:\n        print("inherited:", os.readlink(f"/proc/self/fd/{fd}"))\n    except OSError:\n        pass' >> '${report}'`,
+      `echo "after" >> '${report}'`,
+    ].join('\n')
+    const procedures = runner(runs, {isolate: text})
+    try {
+      const shell = await standby(runs)
+      const scriptPipe = readlinkSync(`/proc/${shell.pid}/fd/3`)
+      assert.match(scriptPipe, /^pipe:/)
+      const run = await finished(procedures.start('isolate', text, environment()))
+      assert.equal(run.pid, shell.pid)
+      assert.equal(run.exitCode, 0, run.output)
+      const lines = readFileSync(report, 'utf8').split('\n')
+      assert.deepEqual([lines[0], lines.at(-2)], ['stdin: /dev/null', 'after'], lines.join('\n'))
+      assert.ok(!lines.includes(`inherited: ${scriptPipe}`), `the procedure's commands inherited the script's pipe: ${lines.join('\n')}`)
+    } finally {
+      procedures.close()
+    }
+  })
+
+  it('is replaced after a run, and a burst of runs starts the others the usual way', async () => {
+    const {runs} = workspace()
+    const procedures = runner(runs, {a: 'echo A; exit 1', b: 'echo B; exit 2', c: 'echo C'})
+    try {
+      const first = await standby(runs)
+      const [a, b] = await Promise.all([finished(procedures.start('a', 'echo A; exit 1', environment())), finished(procedures.start('b', 'echo B; exit 2', environment()))])
+      assert.deepEqual([a.exitCode, a.output, b.exitCode, b.output], [1, 'A\n', 2, 'B\n'])
+      assert.equal(a.pid, first.pid, 'the first run of the burst took the standby shell')
+      assert.notEqual(b.pid, first.pid)
+      const second = await standby(runs, first.pid)
+      const c = await finished(procedures.start('c', 'echo C', environment()))
+      assert.deepEqual([c.pid, c.output], [second.pid, 'C\n'], 'a new standby shell took the next run')
+    } finally {
+      procedures.close()
+    }
+  })
+
+  it('runs the procedure the usual way when the standby shell was killed before it', async () => {
+    const {runs} = workspace()
+    const procedures = runner(runs, {a: 'echo A'})
+    try {
+      const shell = await standby(runs)
+      process.kill(shell.pid, 'SIGKILL')
+      await waitFor('the killed standby shell to be reaped', () => !existsSync(shell.output))
+      const run = await finished(procedures.start('a', 'echo A', environment()))
+      assert.notEqual(run.pid, shell.pid)
+      assert.deepEqual([run.exitCode, run.output], [0, 'A\n'])
+    } finally {
+      procedures.close()
+    }
+  })
+
+  it('is killed with everything the procedure started when the run outlives its timeout', async () => {
+    const {dir, runs} = workspace()
+    const background = join(dir, 'background.pid')
+    const text = `sleep 30 & echo $! > '${background}'\nwait`
+    const procedures = runner(runs, {hang: text}, 500)
+    try {
+      const shell = await standby(runs)
+      const run = await finished(procedures.start('hang', text, environment()))
+      assert.equal(run.pid, shell.pid)
+      assert.deepEqual([run.timedOut, run.signal], [true, 'SIGKILL'])
+      await waitFor('the background child to be killed', () => !isRunning(readPid(background)))
+    } finally {
+      procedures.close()
+    }
+  })
+
+  it("removes the output file a killed launcher's standby shell left, and only that one", async () => {
+    const {runs} = workspace()
+    const gone = spawnSync('true').pid as number
+    writeFileSync(join(runs, `standby-${gone}-0.out`), '', {mode: 0o600})
+    writeFileSync(join(runs, `standby-${process.pid}-0.out`), '', {mode: 0o600})
+    const procedures = runner(runs, {a: 'echo A'})
+    try {
+      const shell = await standby(runs)
+      assert.deepEqual(readdirSync(runs).sort(), [basename(shell.output), `standby-${process.pid}-0.out`].sort())
+    } finally {
+      procedures.close()
+    }
+  })
+
+  it('ends, with its output file removed, when the agent closes the launcher', async () => {
+    const {runs} = workspace()
+    const procedures = runner(runs, {a: 'echo A'})
+    const shell = await standby(runs)
+    procedures.close()
+    await waitFor('the standby shell to end', () => !isRunning(shell.pid))
+    assert.deepEqual(readdirSync(runs), [])
+  })
+})
