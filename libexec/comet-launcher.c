@@ -66,6 +66,15 @@ static long long now_ms(void) {
   return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
+/* In a child, before it execs a shell: the launcher ignores SIGPIPE and blocks SIGCHLD for itself, and both
+ * would survive the exec, so that `producer | head` in a procedure would not end its producer as under sh -c. */
+static void default_signals(void) {
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  signal(SIGPIPE, SIG_DFL);
+}
+
 /* dup2 keeps FD_CLOEXEC when both numbers are the same: the child must inherit `from` as `to` either way. */
 static void move_fd(int from, int to) {
   if (from == to) fcntl(to, F_SETFD, 0);
@@ -94,6 +103,7 @@ static void start_standby(void) {
       move_fd(out, 1);
       move_fd(out, 2);
       move_fd(script[0], 3);
+      default_signals();
       execve("/bin/sh", argv, environ);
       _exit(127);
     }
@@ -314,6 +324,7 @@ static int handle_request(const char *verb) {
         dup2(devnull, 0);
         dup2(out, 1);
         dup2(out, 2);
+        default_signals();
         execve("/bin/sh", argv, envp);
         _exit(127);
       }

@@ -199,6 +199,21 @@ for (const mode of MODES) {
       }
     })
 
+    it('ends the producer of a pipe whose reader has gone with SIGPIPE, as under sh -c', async () => {
+      const {dir, runs} = workspace()
+      const status = join(dir, 'status.txt')
+      const text = `(yes; echo "producer: $?" > '${status}') | head -n 1 > /dev/null`
+      const procedures = runner(runs, {pipe: text})
+      try {
+        const run = await finished(procedures.start('pipe', text, environment()))
+        assert.equal(run.exitCode, 0, run.output)
+        assert.equal(readFileSync(status, 'utf8'), 'producer: 141\n', 'yes was killed by SIGPIPE (128 + 13), not left to fail on EPIPE')
+        assert.doesNotMatch(run.output ?? '', /Broken pipe/)
+      } finally {
+        procedures.close()
+      }
+    })
+
     it('runs procedures in parallel and keeps their results apart', async () => {
       const {runs} = workspace()
       const procedures = runner(runs, {a: 'echo A; exit 1', b: 'echo B; exit 2'})
@@ -340,6 +355,21 @@ describe('ProcedureRunner: the standby shell of the compiled launcher', () => {
       const run = await finished(procedures.start('a', 'echo A', environment()))
       assert.notEqual(run.pid, shell.pid)
       assert.deepEqual([run.exitCode, run.output], [0, 'A\n'])
+    } finally {
+      procedures.close()
+    }
+  })
+
+  it('ends the producer of a pipe whose reader has gone with SIGPIPE, as under sh -c', async () => {
+    const {dir, runs} = workspace()
+    const status = join(dir, 'status.txt')
+    const text = `(yes; echo "producer: $?" > '${status}') | head -n 1 > /dev/null`
+    const procedures = runner(runs, {pipe: text})
+    try {
+      const shell = await standby(runs)
+      const run = await finished(procedures.start('pipe', text, environment()))
+      assert.equal(run.pid, shell.pid)
+      assert.equal(readFileSync(status, 'utf8'), 'producer: 141\n')
     } finally {
       procedures.close()
     }
