@@ -46,7 +46,8 @@ extern char **environ;
 static char *procedures[MAX_PROCEDURES];
 static struct { pid_t pid; char *run; } runs[MAX_RUNS];
 
-static char buffer[1 << 16];
+/* One line of a request must fit: the agent sends procedures of up to 128 KiB (one argument of sh -c). */
+static char buffer[1 << 18];
 static size_t filled = 0, start = 0;
 static int input_closed = 0;
 
@@ -81,6 +82,24 @@ static void move_fd(int from, int to) {
   else dup2(from, to);
 }
 
+/* vfork, then exec /bin/sh with argv and envp in a process group of its own (so that a hung procedure can be
+ * killed with everything it started): stdin from `in`, stdout and stderr to `out`, and `script`, unless -1, as
+ * descriptor 3. The child's pid, or -1. */
+static pid_t spawn_shell(char **argv, char **envp, int in, int out, int script) {
+  pid_t pid = vfork();
+  if (pid == 0) {
+    setpgid(0, 0);
+    move_fd(in, 0);
+    move_fd(out, 1);
+    move_fd(out, 2);
+    if (script >= 0) move_fd(script, 3);
+    default_signals();
+    execve("/bin/sh", argv, envp);
+    _exit(127);
+  }
+  return pid;
+}
+
 static void standby_backoff(void) {
   standby.retry_ms = standby.retry_ms ? standby.retry_ms * 2 : 1000;
   if (standby.retry_ms > STANDBY_RETRY_MAX_MS) standby.retry_ms = STANDBY_RETRY_MAX_MS;
@@ -89,24 +108,18 @@ static void standby_backoff(void) {
 
 static void start_standby(void) {
   if (!standby.directory || standby.pid > 0) return;
-  snprintf(standby.output, sizeof standby.output, "%s/standby-%ld-%u.out", standby.directory, (long)getpid(), standby.serial++);
+  int fits = snprintf(standby.output, sizeof standby.output, "%s/standby-%ld-%u.out", standby.directory, (long)getpid(), standby.serial++);
+  if (fits < 0 || (size_t)fits >= sizeof standby.output) {
+    standby.directory = NULL; /* a directory too long for a path: no standby shell, ever */
+    return;
+  }
   int out = open(standby.output, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
   int script[2] = {-1, -1};
   pid_t pid = -1;
   if (out >= 0 && devnull >= 0 && pipe2(script, O_CLOEXEC) == 0) {
     char *argv[] = {"sh", "-c", ". /dev/fd/3", NULL};
-    pid = vfork();
-    if (pid == 0) {
-      setpgid(0, 0);
-      move_fd(devnull, 0);
-      move_fd(out, 1);
-      move_fd(out, 2);
-      move_fd(script[0], 3);
-      default_signals();
-      execve("/bin/sh", argv, environ);
-      _exit(127);
-    }
+    pid = spawn_shell(argv, environ, devnull, out, script[0]);
   }
   if (out >= 0) close(out);
   if (devnull >= 0) close(devnull);
@@ -124,10 +137,11 @@ static void start_standby(void) {
 /* Ends the standby shell, unused: end of input makes it exit, having run nothing. */
 static void stop_standby(void) {
   if (standby.pid <= 0) return;
+  /* Unlinked first: once the pipe is closed the shell ends, and whoever waits for it may look for the file. */
+  unlink(standby.output);
   close(standby.script);
   standby.script = -1;
   standby.pid = 0;
-  unlink(standby.output);
 }
 
 static int is_name(const char *text, size_t length) {
@@ -171,6 +185,13 @@ static pid_t run_in_standby(const char *text, char **assignments, size_t count, 
   size_t length = 0;
   char *script = standby_script(text, assignments, count, &length);
   if (!script) return -1;
+  /* The shell runs the script as it reads it: a script the empty pipe cannot take whole would hold the launcher
+   * (no other run started, no end reported) while the procedure runs, so it is started the usual way. */
+  int capacity = fcntl(standby.script, F_GETPIPE_SZ);
+  if (length > (size_t)(capacity > 0 ? capacity : 4096)) {
+    free(script);
+    return -1;
+  }
   pid_t pid = standby.pid;
   int fd = standby.script;
   standby.pid = 0;
@@ -184,12 +205,14 @@ static pid_t run_in_standby(const char *text, char **assignments, size_t count, 
   }
   free(script);
   close(fd);
-  if (done < length) {
+  if (done == 0) {
     /* No reader (EPIPE): the shell died before it could run anything; make sure of it, and start the run anew. */
     kill(pid, SIGKILL);
     unlink(standby.output);
     return -1;
   }
+  /* Some of the script reached the shell: it may have run part of the procedure, which must never run twice. Its
+   * end, whatever it was, is the run's. */
   if (rename(standby.output, output) != 0)
     fprintf(stderr, "comet-launcher: the output of run pid %ld stays in %s: cannot rename it to %s (%s)\n", (long)pid, standby.output, output, strerror(errno));
   standby.retry_ms = 0;
@@ -317,17 +340,7 @@ static int handle_request(const char *verb) {
     int devnull = pid > 0 ? -1 : open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (pid <= 0 && text && out >= 0 && devnull >= 0) {
       char *argv[] = {"sh", "-c", (char *)text, NULL};
-      pid = vfork();
-      if (pid == 0) {
-        /* Its own process group, so that a hung procedure can be killed with everything it started. */
-        setpgid(0, 0);
-        dup2(devnull, 0);
-        dup2(out, 1);
-        dup2(out, 2);
-        default_signals();
-        execve("/bin/sh", argv, envp);
-        _exit(127);
-      }
+      pid = spawn_shell(argv, envp, devnull, out, -1);
     }
     if (out >= 0) close(out);
     if (devnull >= 0) close(devnull);
@@ -372,9 +385,12 @@ int main(void) {
     if (input_closed) break;
     int timeout = -1;
     if (standby.directory && standby.pid <= 0) {
-      long long wait = standby.due_ms - now_ms();
-      if (wait <= 0) start_standby();
-      else timeout = (int)wait;
+      if (standby.due_ms <= now_ms()) start_standby();
+      /* Not started (no directory yet, no descriptor left): try again when the back-off says. */
+      if (standby.directory && standby.pid <= 0) {
+        long long wait = standby.due_ms - now_ms();
+        timeout = wait > 0 ? (int)wait : 0;
+      }
     }
     struct pollfd fds[2] = {{.fd = 0, .events = POLLIN}, {.fd = children, .events = POLLIN}};
     if (poll(fds, 2, timeout) < 0) { if (errno == EINTR) continue; break; }

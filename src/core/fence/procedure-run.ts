@@ -24,3 +24,9 @@ export interface ProcedureEnvironment {
   COMET_INCIDENT: string
   [name: string]: string
 }
+
+/**
+ * The longest procedure, in bytes, that can run: it is one argument of `sh -c`, which Linux limits to 128 KiB with
+ * its terminating NUL, and the launchers end the text with a newline.
+ */
+export const MAX_PROCEDURE_BYTES = 128 * 1024 - 2

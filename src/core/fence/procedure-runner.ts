@@ -7,7 +7,7 @@ import {constants as osConstants} from 'node:os'
 
 import {assertPrivate} from '../files/private-path.js'
 import {killProcessTree} from './process-tree.js'
-import type {ProcedureEnvironment, ProcedureRun} from './procedure-run.js'
+import {MAX_PROCEDURE_BYTES, type ProcedureEnvironment, type ProcedureRun} from './procedure-run.js'
 
 const LIBEXEC = fileURLToPath(new URL('../../../../libexec/', import.meta.url))
 /** The compiled launcher when the build had a C compiler, else its shell twin (same protocol, slower). */
@@ -133,7 +133,9 @@ export class ProcedureRunner {
   private cache(name: string, text: string): {index: number; text: string} | undefined {
     const known = this.cached.get(name)
     if (known && known.text === text) return known
-    if (!this.launcher?.stdin?.writable) return undefined
+    // The launcher reads lines of up to 256 KiB; a text the store and the manifest refuse is spawned directly, where
+    // its start fails with its own error instead of ending the launcher.
+    if (!this.launcher?.stdin?.writable || Buffer.byteLength(text) > MAX_PROCEDURE_BYTES) return undefined
     const index = this.nextIndex++
     const lines = text.split('\n')
     this.launcher.stdin.write(`P\n${index}\n${lines.length}\n${lines.join('\n')}\n`)

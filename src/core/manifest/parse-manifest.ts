@@ -5,6 +5,7 @@ import {isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type YAML
 import {CometError, errnoCode, ManifestError} from '../errors/index.js'
 import {sentinelPathProblem} from '../sentinel/sentinel-path.js'
 import {isValidName} from '../store/store-path.js'
+import {procedureSizeProblem} from '../topology/fencing-document.js'
 import {BUILTIN_PROCEDURES, DEFAULT_READ_POLICY, READ_POLICIES, type ReadPolicy} from '../topology/topology.js'
 import type {Manifest, ManifestSentinel} from './manifest.js'
 
@@ -50,6 +51,8 @@ export function parseManifest(file: string, text: string): Manifest {
     const command = isScalar(pair.value) ? pair.value.value : undefined
     if (typeof command !== 'string' || command.trim() === '') fail(`fencing.${name}`, (pair.value ?? pair.key) as Node, 'must be a non-empty shell command (a string)')
     if ((command as string).includes('\u0000')) fail(`fencing.${name}`, pair.value as Node, 'contains a NUL byte')
+    const tooLong = procedureSizeProblem(command as string)
+    if (tooLong) fail(`fencing.${name}`, pair.value as Node, tooLong)
     fencing[name as string] = command as string
   }
 

@@ -1,4 +1,3 @@
-import {spawnSync} from 'node:child_process'
 import {existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync} from 'node:fs'
 import {basename, join} from 'node:path'
 import {describe, it} from 'node:test'
@@ -6,6 +5,7 @@ import assert from 'node:assert/strict'
 
 import type {ProcedureEnvironment, ProcedureRun} from '../../../src/core/fence/procedure-run.js'
 import {LAUNCHERS, ProcedureRunner, type StartedProcedure} from '../../../src/core/fence/procedure-runner.js'
+import {MAX_PROCEDURE_BYTES} from '../../../src/core/fence/procedure-run.js'
 import {tempDir} from '../../support/temp-dir.js'
 import {waitFor} from '../../support/fixture.js'
 
@@ -214,6 +214,38 @@ for (const mode of MODES) {
       }
     })
 
+    it('runs a procedure of the largest size a manifest or the store accepts', async () => {
+      const {dir, runs} = workspace()
+      const ran = join(dir, 'ran.txt')
+      const head = `echo ran > '${ran}'\n# `
+      const text = head + 'x'.repeat(MAX_PROCEDURE_BYTES - Buffer.byteLength(head))
+      assert.equal(Buffer.byteLength(text), MAX_PROCEDURE_BYTES)
+      const procedures = runner(runs, {big: text})
+      try {
+        const run = await finished(procedures.start('big', text, environment()))
+        assert.equal(run.exitCode, 0, run.output)
+        assert.equal(readFileSync(ran, 'utf8'), 'ran\n')
+      } finally {
+        procedures.close()
+      }
+    })
+
+    it('records why a procedure too long to run did not start, and runs the next one', async () => {
+      const {runs} = workspace()
+      const tooLong = `# ${'x'.repeat(MAX_PROCEDURE_BYTES)}`
+      const procedures = runner(runs, {small: 'echo small'})
+      try {
+        const refused = await finished(procedures.start('big', tooLong, environment()))
+        assert.equal(refused.exitCode === 0, false, JSON.stringify({...refused, output: undefined}))
+        assert.match(`${refused.error ?? ''}${refused.output ?? ''}`, /E2BIG|too long/)
+        const next = await finished(procedures.start('small', 'echo small', environment()))
+        assert.deepEqual([next.exitCode, next.output], [0, 'small\n'])
+        if (mode.launcher) assert.equal(procedures.launcherPath, mode.launcher, 'the launcher is still there')
+      } finally {
+        procedures.close()
+      }
+    })
+
     it('runs procedures in parallel and keeps their results apart', async () => {
       const {runs} = workspace()
       const procedures = runner(runs, {a: 'echo A; exit 1', b: 'echo B; exit 2'})
@@ -258,12 +290,21 @@ describe('ProcedureRunner: the standby shell of the compiled launcher', () => {
     await waitFor('the standby shell', () => {
       for (const name of readdirSync(runs).filter((entry) => /^standby-\d+-\d+\.out$/.test(entry))) {
         const launcherPid = Number(name.split('-')[1])
-        const pid = childrenOf(launcherPid).find((child) => child !== not && readFileSync(`/proc/${child}/cmdline`, 'utf8') === 'sh\0-c\0. /dev/fd/3\0')
+        const pid = childrenOf(launcherPid).find((child) => child !== not && commandLine(child) === 'sh\0-c\0. /dev/fd/3\0')
         if (pid) found = {pid, output: join(runs, name)}
       }
       return found !== undefined
     })
     return found!
+  }
+
+  /** A process's command line, or '' once it is gone. */
+  function commandLine(pid: number): string {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+    } catch {
+      return ''
+    }
   }
 
   function childrenOf(parent: number): number[] {
@@ -309,7 +350,7 @@ describe('ProcedureRunner: the standby shell of the compiled launcher', () => {
     const text = [
       `cat > '${report}'`,
       `echo "stdin: $(readlink /proc/self/fd/0)" >> '${report}'`,
-      `python3 -c 'import os\nfor fd in range(3, 1024):\n    try:\n        print("inherited:", os.readlink(f"/proc/self/fd/{fd}"))\n    except OSError:\n        pass' >> '${report}'`,
+      `python3 -c 'import os\nfor fd in range(3, 1024):\n    try:\n        print("inherited:", os.readlink(f"/proc/self/fd/{fd}"))\n    except OSError:\n        pass\nprint("listed")' >> '${report}'`,
       `echo "after" >> '${report}'`,
     ].join('\n')
     const procedures = runner(runs, {isolate: text})
@@ -321,7 +362,7 @@ describe('ProcedureRunner: the standby shell of the compiled launcher', () => {
       assert.equal(run.pid, shell.pid)
       assert.equal(run.exitCode, 0, run.output)
       const lines = readFileSync(report, 'utf8').split('\n')
-      assert.deepEqual([lines[0], lines.at(-2)], ['stdin: /dev/null', 'after'], lines.join('\n'))
+      assert.deepEqual([lines[0], lines.at(-3), lines.at(-2)], ['stdin: /dev/null', 'listed', 'after'], lines.join('\n'))
       assert.ok(!lines.includes(`inherited: ${scriptPipe}`), `the procedure's commands inherited the script's pipe: ${lines.join('\n')}`)
     } finally {
       procedures.close()
@@ -360,16 +401,34 @@ describe('ProcedureRunner: the standby shell of the compiled launcher', () => {
     }
   })
 
-  it('ends the producer of a pipe whose reader has gone with SIGPIPE, as under sh -c', async () => {
+  it('ends the producer of a pipe whose reader has gone with SIGPIPE, in the standby shell and without it', async () => {
     const {dir, runs} = workspace()
-    const status = join(dir, 'status.txt')
-    const text = `(yes; echo "producer: $?" > '${status}') | head -n 1 > /dev/null`
-    const procedures = runner(runs, {pipe: text})
+    const pipeline = (file: string) => `(yes; echo "producer: $?" > '${join(dir, file)}') | head -n 1 > /dev/null`
+    const procedures = runner(runs, {a: pipeline('a.txt'), b: pipeline('b.txt')})
     try {
       const shell = await standby(runs)
-      const run = await finished(procedures.start('pipe', text, environment()))
-      assert.equal(run.pid, shell.pid)
-      assert.equal(readFileSync(status, 'utf8'), 'producer: 141\n')
+      const [a, b] = await Promise.all([finished(procedures.start('a', pipeline('a.txt'), environment())), finished(procedures.start('b', pipeline('b.txt'), environment()))])
+      assert.deepEqual([a.pid === shell.pid, b.pid === shell.pid], [true, false], 'one run in the standby shell, the other started with vfork')
+      assert.equal(readFileSync(join(dir, 'a.txt'), 'utf8'), 'producer: 141\n')
+      assert.equal(readFileSync(join(dir, 'b.txt'), 'utf8'), 'producer: 141\n')
+    } finally {
+      procedures.close()
+    }
+  })
+
+  it('runs a procedure larger than its pipe once, without the standby shell', async () => {
+    const {dir, runs} = workspace()
+    const count = join(dir, 'count.txt')
+    // About 94 KiB: more than the pipe takes (64 KiB), less than one argument may be (128 KiB). The standby shell
+    // would run the first lines while the launcher still waits to write the rest.
+    const text = [`echo ran >> '${count}'`, 'exit 0', ...Array.from({length: 1200}, (_, line) => `# padding line ${line} ${'x'.repeat(60)}`)].join('\n')
+    const procedures = runner(runs, {big: text})
+    try {
+      const shell = await standby(runs)
+      const run = await finished(procedures.start('big', text, environment()))
+      assert.equal(run.exitCode, 0, run.output)
+      assert.notEqual(run.pid, shell.pid)
+      assert.equal(readFileSync(count, 'utf8'), 'ran\n', 'the procedure ran exactly once')
     } finally {
       procedures.close()
     }
@@ -393,7 +452,8 @@ describe('ProcedureRunner: the standby shell of the compiled launcher', () => {
 
   it("removes the output file a killed launcher's standby shell left, and only that one", async () => {
     const {runs} = workspace()
-    const gone = spawnSync('true').pid as number
+    // No process has the pid pid_max: pids stay below it.
+    const gone = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8'))
     writeFileSync(join(runs, `standby-${gone}-0.out`), '', {mode: 0o600})
     writeFileSync(join(runs, `standby-${process.pid}-0.out`), '', {mode: 0o600})
     const procedures = runner(runs, {a: 'echo A'})

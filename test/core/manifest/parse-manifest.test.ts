@@ -164,6 +164,11 @@ describe('parseManifest: procedures', () => {
     assertRejected(text, 'fencing', lineOf(text, '- poweroff'), /mapping/)
   })
 
+  it('refuses a procedure too long to be one argument of sh -c, naming its line', () => {
+    const text = `sentinels:\n  - path: ${existing}\n    fencing: isolate\nfencing:\n  isolate: "# ${'x'.repeat(128 * 1024)}"\n`
+    assertRejected(text, 'fencing.isolate', lineOf(text, 'isolate: "#'), /bytes: a procedure runs as one argument of sh -c/)
+  })
+
   it('refuses a procedure whose command is not a string', () => {
     const text = `sentinels:\n  - path: ${existing}\n    fencing: isolate\nfencing:\n  isolate:\n    cmd: poweroff\n`
     assertRejected(text, 'fencing.isolate', lineOf(text, 'cmd: poweroff'))

@@ -2,6 +2,7 @@ import {describe, it} from 'node:test'
 import assert from 'node:assert/strict'
 
 import {StoreDataError} from '../../../src/core/errors/index.js'
+import {MAX_PROCEDURE_BYTES} from '../../../src/core/fence/procedure-run.js'
 import {decodeProcedure, encodeProcedure} from '../../../src/core/topology/fencing-document.js'
 
 const KEY = 'fencing/isolate'
@@ -60,6 +61,13 @@ describe('decodeProcedure', () => {
 
   it('refuses a command with a NUL byte', () => {
     assertRefused({base64code: Buffer.from('echo a\u0000b').toString('base64')}, /NUL/)
+  })
+
+  it('refuses a command longer than one argument of sh -c may be, and takes one just within it', () => {
+    const within = `# ${'x'.repeat(MAX_PROCEDURE_BYTES - 3)}\n`
+    assert.equal(Buffer.byteLength(within), MAX_PROCEDURE_BYTES)
+    assert.equal(decodeProcedure('fencing/big', encodeProcedure(within) as unknown as Record<string, unknown>), within)
+    assertRefused({base64code: Buffer.from(within + 'x').toString('base64')}, /131071 bytes: a procedure runs as one argument of sh -c/)
   })
 })
 
