@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {spawn, spawnSync} from 'node:child_process'
-import {chmodSync, existsSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, mkdirSync, readdirSync, statSync, symlinkSync, watch, writeFileSync} from 'node:fs'
 import {basename, dirname, join} from 'node:path'
 import {describe, it} from 'node:test'
 
@@ -124,11 +124,15 @@ describe('comet plan (the command)', () => {
     }
     const before = countFiles(root)
     const output = join(tempDir(), 'manifest.yaml')
+    // Sent while the walk probes: at the first probe file created in any directory (inotify), not after a fixed
+    // time, which a fast machine can outrun.
+    const watchers = readdirSync(root).map((name) => watch(join(root, name)))
+    const probing = new Promise<void>((resolve) => watchers.forEach((watcher) => watcher.once('change', () => resolve())))
     const child = spawn(process.execPath, [RUN_JS, 'plan', '--root', root, '--output', output], {stdio: ['ignore', 'pipe', 'pipe']})
     let stderr = ''
     child.stderr!.on('data', (chunk) => (stderr += chunk))
-    // Sent while the walk probes (it takes seconds over 60 directories of 200 files).
-    await new Promise((resolve) => setTimeout(resolve, 700))
+    await probing
+    for (const watcher of watchers) watcher.close()
     assert.equal(child.exitCode, null, 'the plan ended before the signal could be sent')
     child.kill('SIGINT')
     const code = await new Promise((resolve) => child.once('exit', (exitCode) => resolve(exitCode)))
