@@ -12,7 +12,7 @@
  * Replies (stdout): "S <run id> <pid>" when started, "E <run id> <status>" when ended (128+n: signal n).
  * End of stdin ends the launcher, never the procedures it started.
  *
- * The standby shell: exec'ing /bin/sh and its start-up cost more than half of the time from a sentinel's change to
+ * The standby shell: exec'ing /bin/sh and its start-up cost about a third of the time from a sentinel's change to
  * its procedure's first instruction (measured: about 0.8 ms of 2.2 ms). So the launcher keeps one /bin/sh started
  * in advance, in its own process group, its output going to a file of its own and its stdin /dev/null, blocked on
  * reading a script from a pipe (`. /dev/fd/3`). A run hands it the run's variables as `export` lines and the
