@@ -36,7 +36,11 @@ interface Pending {
   output: string
   timer?: NodeJS.Timeout
   resolve: (run: ProcedureRun) => void
+  /** The shell launcher's end ("E") can come before its start ("S"): the end then waits a moment for the pid. */
+  endedBeforeStart?: {status: number; timer: NodeJS.Timeout}
 }
+
+const START_AFTER_END_MS = 1000
 
 /**
  * Starts fencing procedures with /bin/sh -c. Requests go to a small launcher started in advance (libexec/
@@ -176,8 +180,21 @@ export class ProcedureRunner {
       this.buffered = this.buffered.slice(newline + 1)
       const pending = this.pending.get(runId)
       if (!pending) continue
-      if (verb === 'S') pending.run.pid = Number(value)
-      if (verb === 'E') this.finish(runId, {status: Number(value)})
+      if (verb === 'S') {
+        pending.run.pid = Number(value)
+        if (pending.endedBeforeStart) this.finish(runId, {status: pending.endedBeforeStart.status})
+      }
+      if (verb === 'E') {
+        const status = Number(value)
+        // comet-launcher.sh replies from two processes (the shell forking the run says S, the run's subshell says E):
+        // a quick procedure's E can overtake its S.
+        if (pending.run.pid !== undefined) this.finish(runId, {status})
+        else {
+          const timer = setTimeout(() => this.finish(runId, {status}), START_AFTER_END_MS)
+          timer.unref()
+          pending.endedBeforeStart = {status, timer}
+        }
+      }
     }
   }
 
@@ -195,6 +212,7 @@ export class ProcedureRunner {
     if (!pending) return
     this.pending.delete(runId)
     if (pending.timer) clearTimeout(pending.timer)
+    if (pending.endedBeforeStart) clearTimeout(pending.endedBeforeStart.timer)
     const run = pending.run
     run.endedAt = new Date().toISOString()
     if (outcome.error !== undefined) run.error = outcome.error

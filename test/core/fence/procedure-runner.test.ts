@@ -474,3 +474,33 @@ describe('ProcedureRunner: the standby shell of the compiled launcher', () => {
     assert.deepEqual(readdirSync(runs), [])
   })
 })
+
+describe('ProcedureRunner: the replies of a launcher', () => {
+  it("records the pid of a run whose end overtook its start (the shell launcher's two writers)", async () => {
+    const {dir, runs} = workspace()
+    // Replies E before S for every run, as comet-launcher.sh can for a quick procedure.
+    const launcher = join(dir, 'overtaking-launcher.sh')
+    writeFileSync(
+      launcher,
+      [
+        'skip() { n=0; while [ "$n" -lt "$1" ]; do IFS= read -r line; n=$((n + 1)); done; }',
+        'while IFS= read -r verb; do',
+        '  case $verb in',
+        '    P) read -r index; read -r count; skip "$count" ;;',
+        '    W) read -r directory ;;',
+        '    R) read -r index; read -r run; read -r output; read -r count; skip "$count"; echo "E $run 3"; sleep 0.2; echo "S $run 4242" ;;',
+        '  esac',
+        'done',
+      ].join('\n') + '\n',
+      {mode: 0o700},
+    )
+    const procedures = new ProcedureRunner({outputDirectory: runs, timeoutMs: 30_000, baseEnvironment: {COMET_NODE: 'web01'}, launcher})
+    procedures.prepare({a: 'echo A'})
+    try {
+      const run = await finished(procedures.start('a', 'echo A', environment()))
+      assert.deepEqual([run.pid, run.exitCode], [4242, 3])
+    } finally {
+      procedures.close()
+    }
+  })
+})
