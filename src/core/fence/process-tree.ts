@@ -1,7 +1,7 @@
 import {readdirSync, readFileSync} from 'node:fs'
 
-/** Kills a process and everything it started, so that a hung procedure leaves nothing running behind. */
-export function killProcessTree(root: number, signal: NodeJS.Signals = 'SIGKILL'): void {
+/** Every process's children, by the parent's pid, as /proc shows them now. */
+export function childrenByParent(): Map<number, number[]> {
   const children = new Map<number, number[]>()
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
@@ -14,6 +14,12 @@ export function killProcessTree(root: number, signal: NodeJS.Signals = 'SIGKILL'
       children.set(ppid, list)
     } catch {}
   }
+  return children
+}
+
+/** Kills a process and everything it started, so that a hung procedure leaves nothing running behind. */
+export function killProcessTree(root: number, signal: NodeJS.Signals = 'SIGKILL'): void {
+  const children = childrenByParent()
   const victims: number[] = []
   const queue = [root]
   while (queue.length > 0) {

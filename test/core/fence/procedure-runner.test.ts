@@ -4,6 +4,7 @@ import {describe, it} from 'node:test'
 import assert from 'node:assert/strict'
 
 import type {ProcedureEnvironment, ProcedureRun} from '../../../src/core/fence/procedure-run.js'
+import {childrenByParent} from '../../../src/core/fence/process-tree.js'
 import {LAUNCHERS, ProcedureRunner, type StartedProcedure} from '../../../src/core/fence/procedure-runner.js'
 import {MAX_PROCEDURE_BYTES} from '../../../src/core/fence/procedure-run.js'
 import {tempDir} from '../../support/temp-dir.js'
@@ -290,7 +291,7 @@ describe('ProcedureRunner: the standby shell of the compiled launcher', () => {
     await waitFor('the standby shell', () => {
       for (const name of readdirSync(runs).filter((entry) => /^standby-\d+-\d+\.out$/.test(entry))) {
         const launcherPid = Number(name.split('-')[1])
-        const pid = childrenOf(launcherPid).find((child) => child !== not && commandLine(child) === 'sh\0-c\0. /dev/fd/3\0')
+        const pid = (childrenByParent().get(launcherPid) ?? []).find((child) => child !== not && commandLine(child) === 'sh\0-c\0. /dev/fd/3\0')
         if (pid) found = {pid, output: join(runs, name)}
       }
       return found !== undefined
@@ -307,16 +308,6 @@ describe('ProcedureRunner: the standby shell of the compiled launcher', () => {
     }
   }
 
-  function childrenOf(parent: number): number[] {
-    const children: number[] = []
-    for (const entry of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
-      try {
-        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
-        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent) children.push(Number(entry))
-      } catch {}
-    }
-    return children
-  }
 
   it('is started in advance, owner-only, and takes the next run with its variables, output and exit code', async () => {
     const {dir, runs} = workspace()
